@@ -1,0 +1,42 @@
+# Course jobs. Each target runs a Python entry point (python -m segedu.instructor ...), so Windows
+# users without make can run the same commands with the venv's python.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# nbgrader starts `alembic` from PATH when it creates a gradebook.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export FIFTYONE_DO_NOT_TRACK := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: course test lab release check-release selfcheck links bench clean
+
+$(VENV)/.installed: pyproject.toml constraints-local.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints-local.txt -e '.[coco,instructor,dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+course: $(VENV)/.installed  ## run lectures, regenerate exercises/, self-check grading, print a table
+	$(PY) -m segedu.instructor course
+
+test: $(VENV)/.installed  ## the whole test suite
+	$(PY) -m pytest
+
+lab: $(VENV)/.installed  ## JupyterLab on the course
+	$(PY) -m segedu.instructor lab
+
+release: $(VENV)/.installed  ## regenerate exercises/ from solutions/
+	$(PY) -m segedu.instructor release
+
+check-release: $(VENV)/.installed
+	$(PY) -m segedu.instructor check-release
+
+selfcheck: $(VENV)/.installed
+	$(PY) -m segedu.instructor selfcheck
+
+links: $(VENV)/.installed  ## rewrite Colab badges and setup cells from segedu/_course.py
+	$(PY) -m segedu.instructor links
+
+clean:
+	rm -rf build .pytest_cache

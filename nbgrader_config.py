@@ -1,0 +1,34 @@
+"""nbgrader configuration of the course (run nbgrader from the course folder).
+
+solutions/ is the instructor's source, exercises/ the generated student version (committed). The
+course commands (`make release`, `make course`, `segedu ...`) always run nbgrader in a copy of
+the course inside build/, so gradebooks and submissions never land in the repository.
+"""
+
+c = get_config()  # noqa: F821  (nbgrader provides get_config)
+
+c.CourseDirectory.course_id = "segedu"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+
+# A graded notebook needs a few seconds in all; 30 s per cell stops an endless loop early.
+c.Execute.timeout = 30
+# A kernel that stops answering must not hang the whole grading run.
+c.Execute.interrupt_on_timeout = True
+
+# A test cell deleted by a student is put back from the release and graded (not silently skipped).
+c.OverwriteCells.add_missing_cells = True
+
+# Harmless stderr (Python warnings, tqdm bars) must not zero a correct test cell: nbgrader marks a
+# cell wrong whenever stderr is non-empty. Errors are 'error' outputs, not stderr, so they still count.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?:\w*Warning:|warnings\.warn\(|\d+%\|[^\n]*\||\bit/s\]|\bs/it\])"
+
+# Feedback must not reveal hidden tests: shorten the tracebacks of hidden-test cells, then drop the
+# hidden regions from their source.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "segedu.instructor.feedback.ShortenHiddenTracebacks",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

@@ -1,0 +1,30 @@
+"""segedu: the helper package of an open image-segmentation course.
+
+Submodules load on first use, so ``import segedu`` stays light: it imports neither torch nor
+fiftyone until a model or a COCO loader is actually used.
+
+>>> import segedu
+>>> segedu.metrics.dice_coefficient([[1, 0]], [[1, 1]])
+0.6666666666666666
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("classical", "conv", "data", "grading", "instance", "losses", "metrics", "models", "viz")
+__all__ = list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'segedu' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))

@@ -1,0 +1,175 @@
+"""Input checks shared by every segedu module.
+
+Students read these messages, so each one says what was wrong, what was expected and how to fix it,
+in the spirit of ``segmentation_models_pytorch``'s ``check_input_shape``. Every check raises
+:class:`SegeduInputError`, a ``ValueError`` (or ``TypeError`` for dtype problems), so ordinary
+``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "SegeduInputError",
+    "SegeduTypeError",
+    "as_array",
+    "check_ndim",
+    "check_float_image",
+    "check_integer_labels",
+    "check_same_shape",
+    "check_label_range",
+    "check_odd_positive",
+    "check_positive_int",
+    "check_in",
+]
+
+
+class SegeduInputError(ValueError):
+    """A value has the wrong shape or range. The message names the fix."""
+
+
+class SegeduTypeError(TypeError):
+    """A value has the wrong type or dtype. The message names the fix."""
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    return f"a {type(x).__name__}"
+
+
+def as_array(x, name: str) -> np.ndarray:
+    """Turn ``x`` into a numpy array without copying when possible.
+
+    Torch tensors are accepted (moved to the CPU and detached), because students often pass
+    the output of a network straight into a metric.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__
+    if module.startswith("torch"):
+        return x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - numpy accepts almost anything
+        raise SegeduTypeError(f"{name} must be array-like, but got {_describe(x)} ({exc}).") from exc
+    if arr.dtype == object:
+        raise SegeduTypeError(
+            f"{name} could not be turned into a numeric array (it became dtype=object). "
+            f"Pass a numpy array or a list of numbers with equal-length rows."
+        )
+    return arr
+
+
+def check_ndim(arr: np.ndarray, name: str, ndims, meaning: str) -> None:
+    """Raise unless ``arr.ndim`` is in ``ndims``; ``meaning`` names the axes, e.g. ``"H×W"``."""
+    if isinstance(ndims, int):
+        ndims = (ndims,)
+    if arr.ndim not in ndims:
+        hint = ""
+        if arr.ndim == 3 and 2 in ndims and arr.shape[-1] in (3, 4):
+            hint = " It looks like a colour image: convert it to grey first, e.g. skimage.color.rgb2gray(img)."
+        elif arr.ndim == 3 and 2 in ndims and arr.shape[0] == 1:
+            hint = " It has a leading axis of size 1: drop it with img[0] or img.squeeze(0)."
+        elif arr.ndim == 4 and arr.shape[0] == 1:
+            hint = " It has a batch axis of size 1: drop it with x[0]."
+        raise SegeduInputError(
+            f"{name} must be {meaning} ({' or '.join(str(n) for n in ndims)}-D), "
+            f"but got {arr.ndim}-D with shape {arr.shape}.{hint}"
+        )
+
+
+def check_float_image(arr: np.ndarray, name: str = "img") -> np.ndarray:
+    """Require a real-valued image; integers are converted to float64 (values kept, not rescaled).
+
+    Booleans are refused, because thresholding an already-binary mask is nearly always a mistake.
+    """
+    if arr.dtype == bool:
+        raise SegeduTypeError(
+            f"{name} is a boolean mask, but an intensity image was expected. "
+            f"If you really mean it, pass {name}.astype(float)."
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float64)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise SegeduTypeError(
+            f"{name} must hold real numbers, but its dtype is {arr.dtype}. "
+            f"Convert it with skimage.util.img_as_float({name})."
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise SegeduInputError(
+            f"{name} contains {bad} NaN or infinite value(s). Replace them first, e.g. with np.nan_to_num({name})."
+        )
+    return arr
+
+
+def check_integer_labels(arr: np.ndarray, name: str) -> np.ndarray:
+    """Require a label map of integers (booleans count as the labels 0 and 1)."""
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            raise SegeduTypeError(
+                f"{name} holds whole numbers stored as {arr.dtype}; a label map must have an integer dtype. "
+                f"Convert it with {name}.astype(np.int64)."
+            )
+        raise SegeduTypeError(
+            f"{name} holds fractional values (dtype {arr.dtype}), but a label map holds class ids. "
+            f"If these are scores or probabilities with a class axis, take {name}.argmax(axis=0) first."
+        )
+    raise SegeduTypeError(f"{name} must be an integer label map, but its dtype is {arr.dtype}.")
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        hint = ""
+        if a.ndim == b.ndim + 1 or b.ndim == a.ndim + 1:
+            hint = " One of them has an extra axis: if it holds per-class scores, take .argmax over that axis first."
+        raise SegeduInputError(
+            f"{name_a} and {name_b} must have the same shape, but {name_a} is {a.shape} "
+            f"and {name_b} is {b.shape}.{hint}"
+        )
+
+
+def check_label_range(arr: np.ndarray, name: str, num_classes: int, ignore_index=None) -> None:
+    """Every label must be in ``[0, num_classes)``, except pixels equal to ``ignore_index``."""
+    values = arr if ignore_index is None else arr[arr != ignore_index]
+    if values.size == 0:
+        return
+    lo, hi = int(values.min()), int(values.max())
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        extra = "" if ignore_index is None else f" (pixels equal to ignore_index={ignore_index} are skipped)"
+        raise SegeduInputError(
+            f"{name} contains the label {bad}, but with num_classes={num_classes} labels must lie in "
+            f"0..{num_classes - 1}{extra}. Check num_classes, or pass ignore_index for 'void' pixels such as 255."
+        )
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SegeduTypeError(f"{name} must be an int, but got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.")
+    return int(value)
+
+
+def check_odd_positive(value, name: str) -> int:
+    value = check_positive_int(value, name, minimum=1)
+    if value % 2 == 0:
+        raise SegeduInputError(
+            f"{name} must be odd so that the window has a centre pixel, but got {value}. Try {value + 1}."
+        )
+    return value
+
+
+def check_in(value, name: str, allowed) -> None:
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise SegeduInputError(f"{name} must be one of {choices}, but got {value!r}.")

@@ -1,0 +1,144 @@
+"""What the test cells of the graded notebooks call.
+
+A test cell looks like this::
+
+    from segedu.grading import exercise
+    ex = exercise("00_tasks_and_metrics")
+    ex.check("pixel_accuracy", pixel_accuracy, np.array([[3, 1], [0, 4]]), case="2 classes")
+
+``check`` runs the student's function on a copy of the inputs, watches that it does not call the
+reference or the library it re-implements (aliases included, see :mod:`._tripwire`), runs the
+reference on the same inputs, and raises an ``AssertionError`` whose message says what was called,
+what was expected, what came back and where they differ. It returns ``None``, so a test cell never
+ends in a bare number (nbgrader would read that as a partial score).
+
+Hidden tests draw their inputs from :meth:`Exercise.rng`, seeded by the grading seed. Instructors
+set their own seed each term with the environment variable ``SEGEDU_GRADING_SEED``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import os
+import zlib
+
+import numpy as np
+
+from . import _compare
+from ._tripwire import Tripwire
+from .exercises import EXERCISES, ExerciseSpec
+
+__all__ = ["exercise", "grading_seed", "Exercise", "EXERCISES", "DEFAULT_GRADING_SEED"]
+
+DEFAULT_GRADING_SEED = 2026
+_SEED_VARIABLE = "SEGEDU_GRADING_SEED"
+
+
+def grading_seed() -> int:
+    """The seed of the hidden inputs: ``$SEGEDU_GRADING_SEED`` if set, else the public default."""
+    raw = os.environ.get(_SEED_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_GRADING_SEED
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{_SEED_VARIABLE} must be an integer, but it is {raw!r}.") from None
+
+
+def exercise(assignment: str) -> "Exercise":
+    """The checker of one graded notebook, e.g. ``exercise("01_thresholding")``."""
+    if assignment not in EXERCISES:
+        known = ", ".join(sorted(EXERCISES))
+        raise KeyError(f"No graded exercise is called {assignment!r}. Known exercises: {known}.")
+    return Exercise(EXERCISES[assignment])
+
+
+def _describe_arg(value) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size <= 6:
+            return np.array2string(value, separator=", ").replace("\n", "")
+        return f"<{value.dtype} array of shape {value.shape}>"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _resolve(dotted: str):
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class Exercise:
+    """Checks the answers of one assignment against its references."""
+
+    def __init__(self, spec: ExerciseSpec):
+        self.spec = spec
+
+    @property
+    def assignment(self) -> str:
+        return self.spec.assignment
+
+    def rng(self, case: str) -> np.random.Generator:
+        """A generator for one hidden case: the same for everyone in a term, new each term."""
+        key = [grading_seed(), zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
+        return np.random.default_rng(key)
+
+    def reference(self, name: str):
+        if name not in self.spec.functions:
+            raise KeyError(f"{self.assignment} grades no function called {name!r}.")
+        return _resolve(self.spec.functions[name].reference)
+
+    def _call_text(self, name, args, kwargs, case, hidden) -> str:
+        if hidden:
+            return f"{name}(...) in the hidden case '{case}'"
+        parts = [_describe_arg(a) for a in args] + [f"{k}={_describe_arg(v)}" for k, v in kwargs.items()]
+        return f"{name}({', '.join(parts)}) [{case}]"
+
+    def check(self, name: str, student_function, *args, case: str, hidden: bool = False, **kwargs) -> None:
+        """Assert that ``student_function(*args, **kwargs)`` equals the reference's answer."""
+        graded = self.spec.functions.get(name)
+        if graded is None:
+            raise KeyError(f"{self.assignment} grades no function called {name!r}.")
+        call = self._call_text(name, args, kwargs, case, hidden)
+        if not callable(student_function):
+            raise AssertionError(f"{name} should be a function, but it is a {type(student_function).__name__}.")
+
+        student_args = copy.deepcopy(args)
+        student_kwargs = copy.deepcopy(kwargs)
+        try:
+            with Tripwire(self.spec.forbidden) as tripwire:
+                got = student_function(*student_args, **student_kwargs)
+        except NotImplementedError:
+            raise AssertionError(
+                f"{name} is not implemented yet: it raised NotImplementedError. "
+                f"Replace the `raise NotImplementedError()` line with your code."
+            ) from None
+        except Exception as error:
+            raise AssertionError(f"{call} raised {type(error).__name__}: {error}") from error
+
+        if tripwire.tampered:
+            raise AssertionError(
+                f"{name} switched off the profiler that grading relies on (sys.setprofile), "
+                f"so it cannot be graded. Remove that code."
+            )
+        if tripwire.hit is not None:
+            raise AssertionError(
+                f"{name} called {tripwire.hit}, which this exercise asks you to write yourself. "
+                f"{self.spec.allowed} Answers that call the reference earn no points."
+            )
+
+        reference = self.reference(name)
+        expected = reference(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        options = dict(graded.options)
+        if graded.extra is not None:
+            bound = inspect.signature(reference).bind(*args, **kwargs)
+            bound.apply_defaults()
+            options.update(_resolve(graded.extra)(**bound.arguments))
+        comparator = getattr(_compare, graded.compare)
+        try:
+            problems = comparator(got, expected, what=f"{name}", reveal=not hidden, **options)
+        except _compare.NotNumeric as error:
+            problems = [str(error)]
+        if problems:
+            raise AssertionError("\n".join([f"{call} returned a wrong answer."] + problems))

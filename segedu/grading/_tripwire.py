@@ -1,0 +1,67 @@
+"""Detect answers that delegate to a reference implementation.
+
+The course's references and the libraries an exercise re-implements are public, so an answer could
+simply call them. Patching the module attribute would not catch ``from segedu.metrics import
+confusion_matrix as cm`` (the alias keeps the original function), so instead we watch *execution*:
+while the student's function runs, a profile hook sees every Python frame that starts and every C
+function that is called, and records the first one that belongs to a forbidden module. Aliases,
+wrappers, lambdas and imports inside the function all end up executing the same code, so they are
+all caught.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ForbiddenCall:
+    module: str
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.function}"
+
+
+def _matches(module: str, prefixes) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+class Tripwire:
+    """Context manager that records the first call into any of the forbidden module prefixes."""
+
+    def __init__(self, forbidden_prefixes):
+        self.prefixes = tuple(forbidden_prefixes)
+        self.hit: ForbiddenCall | None = None
+        self.tampered = False
+        self._previous = None
+        self._previous_threading = None
+
+    def _hook(self, frame, event, arg):
+        if self.hit is not None:
+            return
+        if event == "call":
+            module = frame.f_globals.get("__name__") or ""
+            if _matches(module, self.prefixes):
+                self.hit = ForbiddenCall(module, frame.f_code.co_name)
+        elif event == "c_call":
+            module = getattr(arg, "__module__", None) or ""
+            if _matches(module, self.prefixes):
+                self.hit = ForbiddenCall(module, getattr(arg, "__name__", "?"))
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        self._previous_threading = threading.getprofile()
+        self._bound = self._hook  # one bound-method object, so the identity check below works
+        threading.setprofile(self._bound)
+        sys.setprofile(self._bound)
+        return self
+
+    def __exit__(self, *exc):
+        # An answer that switches the hook off cannot be checked, so that counts against it.
+        self.tampered = sys.getprofile() is not self._bound
+        sys.setprofile(self._previous)
+        threading.setprofile(self._previous_threading)
+        return False

@@ -1,0 +1,90 @@
+"""The graded functions of every exercise: their references, comparators and what answers may call.
+
+Each exercise notebook states in its introduction what its answers may call; ``allowed`` repeats
+that statement in the message a delegating answer gets. ``forbidden`` lists module prefixes whose
+code must not run while the student's function runs: the segedu reference and the library peer that
+the exercise re-implements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GradedFunction:
+    reference: str                 # "module:function"
+    compare: str = "close"         # a comparator in segedu.grading._compare
+    options: dict = field(default_factory=dict)
+    extra: str | None = None       # "module:function" computing more comparator options from the arguments
+
+
+@dataclass(frozen=True)
+class ExerciseSpec:
+    assignment: str
+    functions: dict
+    forbidden: tuple
+    allowed: str
+
+
+def _metrics(name: str, compare: str = "close") -> GradedFunction:
+    return GradedFunction(reference=f"segedu.metrics:{name}", compare=compare)
+
+
+def otsu_tolerance(img, nbins=256):
+    """Otsu answers must pick the same bin: allow 1 % of a bin width, far below the half-bin slip."""
+    import numpy as np
+
+    values = np.asarray(img, dtype=np.float64)
+    bin_width = (values.max() - values.min()) / nbins
+    return {"atol": 0.01 * bin_width, "rtol": 0.0}
+
+
+def adaptive_ties(img, block_size, offset=0, method="mean"):
+    """Pixels within rounding distance of the local threshold may go either way."""
+    import numpy as np
+
+    from segedu.classical import local_threshold_surface
+
+    values = np.asarray(img, dtype=np.float64)
+    surface = local_threshold_surface(values, block_size, offset=offset, method=method)
+    scale = max(1.0, float(np.abs(values).max()))
+    return {"tie_mask": np.abs(values - surface) <= 1e-6 * scale}
+
+
+EXERCISES = {
+    spec.assignment: spec
+    for spec in [
+        ExerciseSpec(
+            assignment="00_tasks_and_metrics",
+            functions={
+                "confusion_matrix": _metrics("confusion_matrix", compare="exact"),
+                "pixel_accuracy": _metrics("pixel_accuracy"),
+                "mean_accuracy": _metrics("mean_accuracy"),
+                "mean_iou": _metrics("mean_iou"),
+                "frequency_weighted_iou": _metrics("frequency_weighted_iou"),
+                "dice_coefficient": _metrics("dice_coefficient"),
+            },
+            forbidden=("segedu.metrics", "sklearn.metrics", "torchmetrics", "torch", "scipy.spatial.distance"),
+            allowed="Use numpy only (not sklearn.metrics, torchmetrics or segedu.metrics).",
+        ),
+        ExerciseSpec(
+            assignment="01_thresholding",
+            functions={
+                "threshold": GradedFunction("segedu.classical:threshold", compare="binary_mask"),
+                "otsu_threshold": GradedFunction(
+                    "segedu.classical:otsu_threshold",
+                    compare="close",
+                    extra="segedu.grading.exercises:otsu_tolerance",
+                ),
+                "adaptive_threshold": GradedFunction(
+                    "segedu.classical:adaptive_threshold",
+                    compare="binary_mask",
+                    extra="segedu.grading.exercises:adaptive_ties",
+                ),
+            },
+            forbidden=("segedu.classical", "skimage.filters", "cv2", "skimage.util.shape"),
+            allowed="Use numpy and scipy.ndimage only (not skimage.filters, OpenCV or segedu.classical).",
+        ),
+    ]
+}

@@ -1,0 +1,81 @@
+"""``segedu`` command line (also ``python -m segedu.instructor``); the Makefile calls these."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _root(value: str | None) -> Path:
+    root = Path(value or os.getcwd()).resolve()
+    if not (root / "nbgrader_config.py").exists() or not (root / "solutions").is_dir():
+        raise SystemExit(f"{root} is not a course folder (no nbgrader_config.py and solutions/). Use --course PATH.")
+    return root
+
+
+def _workdir(root: Path, name: str) -> Path:
+    path = root / "build" / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="segedu", description="Course tooling for segedu.")
+    parser.add_argument("--course", help="course folder (default: the current folder)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("course", help="run lectures, regenerate exercises/, self-check grading, print a table")
+    commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
+    commands.add_parser("check-release", help="fail if exercises/ is stale")
+    commands.add_parser("selfcheck", help="autograde each solution and untouched release")
+    links = commands.add_parser("links", help="rewrite Colab badges and setup cells from segedu/_course.py")
+    links.add_argument("--check", action="store_true", help="only report differences")
+    lab = commands.add_parser("lab", help="open JupyterLab on the course")
+    lab.add_argument("extra", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    root = _root(args.course)
+
+    if args.command == "course":
+        from .course import course
+
+        return course(root, _workdir(root, "course"))
+    if args.command == "release":
+        from .course import release
+
+        for assignment in release(root, _workdir(root, "release")):
+            print(f"regenerated exercises/{assignment}")
+        return 0
+    if args.command == "check-release":
+        from .course import stale_releases
+
+        stale = stale_releases(root, _workdir(root, "check-release"))
+        for assignment in stale:
+            print(f"exercises/{assignment} is stale: run `make release`")
+        return 1 if stale else 0
+    if args.command == "selfcheck":
+        from .course import format_table, self_check
+        from .notebooks import assignment_ids
+
+        checks = [self_check(root, _workdir(root, f"selfcheck-{a}"), a) for a in assignment_ids(root)]
+        print(format_table([], checks))
+        return 0 if all(c.ok for c in checks) else 1
+    if args.command == "links":
+        from .links import sync
+
+        problems = sync(root, check=args.check)
+        for problem in problems:
+            print(problem)
+        return 1 if (problems and args.check) else 0
+    if args.command == "lab":
+        env = dict(os.environ)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        return subprocess.call([sys.executable, "-m", "jupyter", "lab", *args.extra], cwd=root, env=env)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""The course's main jobs: run the lectures, regenerate exercises/, and self-check the grading.
+
+``make course`` calls :func:`course`; ``make test`` calls the same functions in a temporary folder,
+so the main job cannot rot unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .nbgrader_run import CourseCopy, Scores
+from .notebooks import assignment_ids, execute_notebook, fill_in, lecture_paths, solution_answers, unit_of
+
+SELF_CHECK_STUDENT = "selfcheck_solution"
+UNTOUCHED_STUDENT = "selfcheck_untouched"
+
+
+def read_notebook(path: Path):
+    import nbformat
+
+    return nbformat.read(Path(path), as_version=4)
+
+
+def release(root: Path, workdir: Path, assignments: list[str] | None = None) -> list[str]:
+    """Regenerate ``exercises/<id>/`` of the repository from ``solutions/<id>/`` with nbgrader."""
+    root = Path(root)
+    course = CourseCopy(root, workdir)
+    done = []
+    for assignment in assignments or assignment_ids(root):
+        generated = course.generate(assignment)
+        target = root / "exercises" / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(generated, target)
+        done.append(assignment)
+    return done
+
+
+def _canonical(path: Path) -> str:
+    """A notebook's content without volatile details, for comparing releases."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in data.get("cells", []):
+        cell.pop("id", None)
+        cell.get("metadata", {}).pop("execution", None)
+    return json.dumps(data, sort_keys=True, indent=1)
+
+
+def stale_releases(root: Path, workdir: Path) -> list[str]:
+    """Assignments whose committed ``exercises/`` differ from a fresh ``generate_assignment``."""
+    root = Path(root)
+    course = CourseCopy(root, workdir)
+    stale = []
+    for assignment in assignment_ids(root):
+        fresh = course.generate(assignment)
+        committed = root / "exercises" / assignment
+        fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+        committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file()) \
+            if committed.exists() else []
+        if fresh_files != committed_files:
+            stale.append(assignment)
+            continue
+        for name in fresh_files:
+            a, b = fresh / name, committed / name
+            same = _canonical(a) == _canonical(b) if name.suffix == ".ipynb" else a.read_bytes() == b.read_bytes()
+            if not same:
+                stale.append(assignment)
+                break
+    return stale
+
+
+@dataclass
+class SelfCheck:
+    assignment: str
+    solution: Scores
+    untouched: Scores
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.solution.max_score > 0
+            and self.solution.score == self.solution.max_score
+            and self.untouched.score == 0
+        )
+
+
+def self_check(root: Path, workdir: Path, assignment: str) -> SelfCheck:
+    """Autograde the solution (filled into the release as a student would) and the untouched release."""
+    course = CourseCopy(root, workdir)
+    release_notebook = course.release_notebook(assignment)
+    source = read_notebook(course.path / "solutions" / assignment / course.notebook_name(assignment))
+    course.submit(assignment, SELF_CHECK_STUDENT, fill_in(release_notebook, solution_answers(source)))
+    course.submit(assignment, UNTOUCHED_STUDENT, release_notebook)
+    start = time.perf_counter()
+    scores = course.autograde(assignment)
+    seconds = (time.perf_counter() - start) / 2
+    return SelfCheck(assignment, scores[SELF_CHECK_STUDENT], scores[UNTOUCHED_STUDENT], seconds)
+
+
+@dataclass
+class LectureRun:
+    path: Path
+    seconds: float
+    error: str | None = None
+
+
+def run_lectures(root: Path) -> list[LectureRun]:
+    runs = []
+    for path in lecture_paths(root):
+        try:
+            _, seconds = execute_notebook(path, timeout=300)
+            runs.append(LectureRun(path, seconds))
+        except Exception as error:  # report every lecture, then fail
+            runs.append(LectureRun(path, float("nan"), f"{type(error).__name__}: {str(error)[-2000:]}"))
+    return runs
+
+
+def format_table(lectures: list[LectureRun], checks: list[SelfCheck]) -> str:
+    units = sorted({unit_of(r.path) for r in lectures} | {unit_of(c.assignment) for c in checks})
+    by_lecture = {unit_of(r.path): r for r in lectures}
+    by_check = {unit_of(c.assignment): c for c in checks}
+    rows = [("unit", "lecture s", "exercise", "score/max", "untouched", "grading s/nb")]
+    for unit in units:
+        lecture = by_lecture.get(unit)
+        check = by_check.get(unit)
+        rows.append((
+            unit,
+            "-" if lecture is None else ("FAILED" if lecture.error else f"{lecture.seconds:.1f}"),
+            "-" if check is None else check.assignment,
+            "-" if check is None else f"{check.solution.score:g}/{check.solution.max_score:g}",
+            "-" if check is None else f"{check.untouched.score:g}",
+            "-" if check is None else f"{check.seconds:.1f}",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def course(root: Path, workdir: Path | None = None, run_lecture_notebooks: bool = True) -> int:
+    """The main job: lectures, release, self-check, table. Returns a process exit code."""
+    root = Path(root).resolve()
+    own_tmp = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="segedu-course-")) if own_tmp else Path(workdir)
+    try:
+        start = time.perf_counter()
+        lectures = run_lectures(root) if run_lecture_notebooks else []
+        release(root, workdir / "release")
+        checks = [self_check(root, workdir / f"check-{a}", a) for a in assignment_ids(root)]
+        print(format_table(lectures, checks))
+        failures = [f"lecture {r.path.name}: {r.error}" for r in lectures if r.error]
+        failures += [
+            f"{c.assignment}: solution {c.solution.score:g}/{c.solution.max_score:g} "
+            f"(lost {', '.join(c.solution.lost()) or '-'}), untouched {c.untouched.score:g}"
+            for c in checks if not c.ok
+        ]
+        print(f"total {time.perf_counter() - start:.0f} s")
+        for failure in failures:
+            print("FAILED", failure)
+        return 1 if failures else 0
+    finally:
+        if own_tmp:
+            shutil.rmtree(workdir, ignore_errors=True)
