@@ -9,11 +9,14 @@ which names the case and not its inputs (see ``segedu.grading``).
 from __future__ import annotations
 
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
 
 class ShortenHiddenTracebacks(Preprocessor):
+    enabled = Bool(True, help="nbconvert preprocessors are off unless enabled").tag(config=True)
+
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or HIDDEN_MARK not in cell.source:
             return cell, resources

@@ -1,0 +1,126 @@
+"""The grading contract, proved through nbgrader's real command line in a temporary course folder.
+
+For every assignment one ``nbgrader autograde`` run grades: the solution filled into the student
+version as a student would, the untouched student version, and every fixture of
+``wrong_answers.py`` (realistic mistakes, delegation to the reference, deleted and edited test cells).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from segedu.instructor.course import read_notebook
+from segedu.instructor.nbgrader_run import CourseCopy
+from segedu.instructor.notebooks import assignment_ids, fill_in, solution_answers
+
+from wrong_answers import WRONG_ANSWERS
+
+pytestmark = pytest.mark.nbgrader
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = assignment_ids(ROOT)
+SOLUTION, UNTOUCHED = "solution", "untouched"
+
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def build_submission(release_notebook, answers, submission):
+    answers = dict(answers)
+    for change in submission.changes:
+        code = answers[change.cell]
+        assert code.count(change.old) == 1, f"{submission.name}: {change.old!r} must occur once in {change.cell}"
+        answers[change.cell] = code.replace(change.old, change.new)
+    answers.update(submission.replace)
+    notebook = fill_in(release_notebook, answers)
+    notebook.cells = [c for c in notebook.cells if _grade_id(c) not in submission.delete_cells]
+    for cell in notebook.cells:
+        if _grade_id(cell) in submission.edit_cells:
+            cell.source = submission.edit_cells[_grade_id(cell)]
+    return notebook
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """assignment -> (course copy, scores by student), autograded once per assignment."""
+
+    @lru_cache(maxsize=None)
+    def grade(assignment):
+        course = CourseCopy(ROOT, tmp_path_factory.mktemp(f"course-{assignment}"))
+        release_notebook = course.release_notebook(assignment)
+        answers = solution_answers(read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb"))
+        course.submit(assignment, SOLUTION, fill_in(release_notebook, answers))
+        course.submit(assignment, UNTOUCHED, copy.deepcopy(release_notebook))
+        for submission in WRONG_ANSWERS[assignment]:
+            course.submit(assignment, submission.name, build_submission(release_notebook, answers, submission))
+        return course, course.autograde(assignment)
+
+    return grade
+
+
+def test_every_assignment_has_wrong_answers():
+    assert set(WRONG_ANSWERS) == set(ASSIGNMENTS)
+    for assignment in ASSIGNMENTS:
+        losing = [s for s in WRONG_ANSWERS[assignment] if s.must_lose and not s.replace]
+        assert len(losing) >= 3, f"{assignment} needs at least three realistic wrong answers"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_gets_full_marks(graded, assignment):
+    _, scores = graded(assignment)
+    solution = scores[SOLUTION]
+    assert solution.max_score > 0
+    assert solution.score == solution.max_score, f"lost: {solution.lost()}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_gets_zero_without_crash(graded, assignment):
+    _, scores = graded(assignment)
+    untouched, solution = scores[UNTOUCHED], scores[SOLUTION]
+    # a crashed kernel would leave no grades at all: every cell must have been graded
+    assert set(untouched.cells) == set(solution.cells)
+    assert untouched.score == 0
+    assert untouched.max_score == solution.max_score
+
+
+@pytest.mark.parametrize(
+    "assignment, submission",
+    [(a, s) for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
+    ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
+)
+def test_fixture_scores_as_intended(graded, assignment, submission):
+    _, scores = graded(assignment)
+    result, solution = scores[submission.name], scores[SOLUTION]
+    # deleted and edited test cells are restored from the release and graded
+    assert set(result.cells) == set(solution.cells), "a test cell went ungraded"
+    assert result.max_score == solution.max_score
+    if submission.full_marks:
+        assert result.score == result.max_score, f"{submission.why}: lost {result.lost()}"
+        return
+    lost = set(result.lost())
+    missing = set(submission.must_lose) - lost
+    assert not missing, f"{submission.why}: still got full points in {sorted(missing)}"
+    assert result.score < solution.score
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_hides_hidden_tests(graded, assignment):
+    course, _ = graded(assignment)
+    feedback = course.feedback(assignment)
+    pages = sorted(feedback.glob(f"*/{assignment}/*.html"))
+    assert len(pages) == 2 + len(WRONG_ANSWERS[assignment])
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert "HIDDEN TESTS" not in html, page
+        assert "hidden=True" not in html and "ex.rng(" not in html, page
+        assert "visible test passed" in html or "NotImplementedError" in html or "wrong answer" in html
+    # a failing hidden test still tells the student which case failed, without its input
+    wrong = next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)
+    html = (feedback / wrong / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+    assert re.search(r"hidden case|returned a wrong answer|earn no points|is not implemented", html)
