@@ -26,10 +26,13 @@ test: $(VENV)/.installed  ## the whole test suite
 lab: $(VENV)/.installed  ## JupyterLab on the course
 	$(PY) -m segedu.instructor lab
 
+bench: $(VENV)/.installed  ## time every lecture and graded notebook against the COURSE.md budgets
+	$(PY) -m segedu.instructor bench
+
 release: $(VENV)/.installed  ## regenerate exercises/ from solutions/
 	$(PY) -m segedu.instructor release
 
-check-release: $(VENV)/.installed
+check-release: $(VENV)/.installed  ## fail if exercises/ is stale
 	$(PY) -m segedu.instructor check-release
 
 selfcheck: $(VENV)/.installed

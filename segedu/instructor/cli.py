@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--course", help="course folder (default: the current folder)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("course", help="run lectures, regenerate exercises/, self-check grading, print a table")
+    commands.add_parser("bench", help="time lectures and graded notebooks against the budgets (writes nothing)")
     commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
     commands.add_parser("check-release", help="fail if exercises/ is stale")
     commands.add_parser("selfcheck", help="autograde each solution and untouched release")
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from .course import course
 
         return course(root, _workdir(root, "course"))
+    if args.command == "bench":
+        from .course import course
+
+        return course(root, _workdir(root, "bench"), write_release=False)
     if args.command == "release":
         from .course import release
 

@@ -1,0 +1,94 @@
+"""The main job (`make course`) and the repository's invariants, on a temporary copy of the course."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segedu.instructor import links
+from segedu.instructor.course import course, stale_releases
+from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook, lecture_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE_FILES = ("lectures", "solutions", "exercises", "nbgrader_config.py", "README.md")
+
+
+def copy_course(target: Path) -> Path:
+    for name in COURSE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def test_layout_follows_the_naming_rule():
+    ids = assignment_ids(ROOT)
+    assert ids, "no assignments in solutions/"
+    lectures = {p.stem for p in lecture_paths(ROOT)}
+    for assignment in ids:
+        assert ASSIGNMENT_ID.match(assignment)
+        assert (ROOT / "solutions" / assignment / f"{assignment}.ipynb").exists()
+        assert (ROOT / "exercises" / assignment / f"{assignment}.ipynb").exists()
+        assert assignment in lectures, f"unit {assignment[:2]} has an exercise but no lecture"
+
+
+def test_release_is_not_stale(tmp_path):
+    assert stale_releases(ROOT, tmp_path) == [], "exercises/ is stale: run `make release`"
+
+
+def test_stale_release_is_detected(tmp_path):
+    course_copy = copy_course(tmp_path / "course")
+    notebook_path = course_copy / "solutions" / "01_thresholding" / "01_thresholding.ipynb"
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells[0].source += "\n\nAn edit the release does not have yet."
+    nbformat.write(notebook, notebook_path)
+    assert stale_releases(course_copy, tmp_path / "work") == ["01_thresholding"]
+
+
+def test_colab_links_and_setup_cells_follow_the_setting():
+    assert links.sync(ROOT, check=True) == []
+
+
+def test_links_rewrite_setup_cells_and_badges(tmp_path, monkeypatch):
+    course_copy = copy_course(tmp_path / "course")
+    monkeypatch.setattr("segedu._course.REPOSITORY", "someone/fork")
+    assert links.sync(course_copy, check=True), "a changed setting must be reported"
+    links.sync(course_copy)
+    assert links.sync(course_copy, check=True) == []
+    readme = (course_copy / "README.md").read_text()
+    assert "colab.research.google.com/github/someone/fork/blob/main/lectures/00_tasks_and_metrics.ipynb" in readme
+    lecture = nbformat.read(course_copy / "lectures" / "01_thresholding.ipynb", as_version=4)
+    assert any("git+https://github.com/someone/fork@main" in c.source for c in lecture.cells)
+
+
+def test_untouched_exercises_hold_no_solution_code():
+    for assignment in assignment_ids(ROOT):
+        text = (ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        assert "raise NotImplementedError()" in text
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("assignment", assignment_ids(ROOT))
+def test_solution_notebook_executes(assignment):
+    execute_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb", timeout=120)
+
+
+@pytest.mark.notebooks
+@pytest.mark.nbgrader
+def test_make_course_main_job(tmp_path, capsys):
+    """`make course` on a copy: every lecture runs, the release is regenerated, solutions score full marks."""
+    course_copy = copy_course(tmp_path / "course")
+    code = course(course_copy, tmp_path / "work")
+    table = capsys.readouterr().out
+    print(table)
+    assert code == 0, table
+    for assignment in assignment_ids(ROOT):
+        row = next(line for line in table.splitlines() if line.startswith(assignment[:2] + " "))
+        assert assignment in row and "FAILED" not in row
+    assert stale_releases(course_copy, tmp_path / "again") == []

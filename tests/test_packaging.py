@@ -1,0 +1,71 @@
+"""pyproject.toml, environment.yml and constraints-local.txt agree; segedu imports light."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        names |= {_name(r) for r in extra}
+    return names
+
+
+def _environment_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for entry in env["dependencies"]:
+        if isinstance(entry, dict):
+            names |= {_name(r) for r in entry["pip"] if not r.startswith("-e")}
+        elif _name(entry) not in {"python", "pip"}:
+            names.add(_name(entry))
+    return names
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    assert _environment_packages() == _pyproject_packages()
+
+
+def test_core_is_what_colab_has_plus_three():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {_name(r) for r in project["dependencies"]}
+    colab = {"torch", "torchvision", "numpy", "scipy", "matplotlib", "scikit-image", "scikit-learn"}
+    assert core == colab | {"pycocotools", "tqdm", "ipywidgets"}
+    extras = project["optional-dependencies"]
+    assert {"fiftyone"} <= {_name(r) for r in extras["coco"]}
+    assert {"nbgrader", "jupyterlab"} <= {_name(r) for r in extras["instructor"]}
+    # torch is never pinned in the package: Colab keeps its own, older torch
+    torch_spec = next(r for r in project["dependencies"] if _name(r) == "torch")
+    assert "==" not in torch_spec
+
+
+def test_local_constraints_pin_torch_pair():
+    pins = dict(
+        line.split("==") for line in (ROOT / "constraints-local.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert pins == {"torch": "2.14.1", "torchvision": "0.29.1"}
+
+
+def test_import_segedu_is_light():
+    code = (
+        "import sys, segedu, segedu.metrics, segedu.classical, segedu.grading, segedu.data, segedu.viz\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'fiftyone', 'nbgrader') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing segedu pulled in {out}"
