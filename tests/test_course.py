@@ -64,6 +64,9 @@ def test_links_rewrite_setup_cells_and_badges(tmp_path, monkeypatch):
     assert "colab.research.google.com/github/someone/fork/blob/main/lectures/00_tasks_and_metrics.ipynb" in readme
     lecture = nbformat.read(course_copy / "lectures" / "01_thresholding.ipynb", as_version=4)
     assert any("git+https://github.com/someone/fork@main" in c.source for c in lecture.cells)
+    for path in links.notebook_paths(course_copy):
+        text = path.read_text()
+        assert "github/segedu-course/segedu/blob" not in text, f"{path.name} keeps an old Colab badge"
 
 
 def test_untouched_exercises_hold_no_solution_code():

@@ -124,3 +124,17 @@ def test_feedback_hides_hidden_tests(graded, assignment):
     wrong = next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)
     html = (feedback / wrong / assignment / f"{assignment}.html").read_text(encoding="utf-8")
     assert re.search(r"hidden case|returned a wrong answer|earn no points|is not implemented", html)
+
+
+def test_ignore_pattern_is_what_saves_a_warning(tmp_path):
+    """Without the course's IgnorePattern, nbgrader zeroes a right answer that prints a warning."""
+    assignment = "00_tasks_and_metrics"
+    warning = next(s for s in WRONG_ANSWERS[assignment] if s.name == "correct_with_warnings")
+    course = CourseCopy(ROOT, tmp_path)
+    with open(course.path / "nbgrader_config.py", "a") as config:
+        config.write("\nc.IgnorePattern.enabled = False\n")
+    release_notebook = course.release_notebook(assignment)
+    answers = solution_answers(read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb"))
+    course.submit(assignment, warning.name, build_submission(release_notebook, answers, warning))
+    scores = course.autograde(assignment)[warning.name]
+    assert scores.lost() == ["test_mean_iou"]

@@ -42,9 +42,12 @@ def grading_seed() -> int:
     if not raw:
         return DEFAULT_GRADING_SEED
     try:
-        return int(raw)
+        seed = int(raw)
     except ValueError:
         raise ValueError(f"{_SEED_VARIABLE} must be an integer, but it is {raw!r}.") from None
+    if seed < 0:  # numpy's seed sequences take only non-negative integers
+        raise ValueError(f"{_SEED_VARIABLE} must be a non-negative integer, but it is {raw!r}.")
+    return seed
 
 
 def exercise(assignment: str) -> "Exercise":

@@ -79,7 +79,10 @@ def exact(got, expected, *, what: str, reveal: bool, **_) -> list[str] | None:
     bad = got != expected
     if not bad.any():
         return None
-    return _first_difference(bad, got, expected) + _show(got, expected, reveal)
+    hint = []
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and np.array_equal(got, expected.T):
+        hint = ["It is the transpose of the expected matrix: are rows and columns swapped?"]
+    return _first_difference(bad, got, expected) + hint + _show(got, expected, reveal)
 
 
 def close(got, expected, *, what: str, reveal: bool, rtol: float = 1e-5, atol: float = 1e-6, **_):

@@ -29,6 +29,14 @@ def _matches(module: str, prefixes) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
+def _module_name(value) -> str:
+    """A module's name as a string: some C extensions set ``__module__`` to the module object itself."""
+    if isinstance(value, str):
+        return value
+    name = getattr(value, "__name__", None)
+    return name if isinstance(name, str) else ""
+
+
 class Tripwire:
     """Context manager that records the first call into any of the forbidden module prefixes."""
 
@@ -43,11 +51,11 @@ class Tripwire:
         if self.hit is not None:
             return
         if event == "call":
-            module = frame.f_globals.get("__name__") or ""
+            module = _module_name(frame.f_globals.get("__name__"))
             if _matches(module, self.prefixes):
                 self.hit = ForbiddenCall(module, frame.f_code.co_name)
         elif event == "c_call":
-            module = getattr(arg, "__module__", None) or ""
+            module = _module_name(getattr(arg, "__module__", None))
             if _matches(module, self.prefixes):
                 self.hit = ForbiddenCall(module, getattr(arg, "__name__", "?"))
 
