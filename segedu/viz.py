@@ -40,6 +40,7 @@ __all__ = [
     "overlay",
     "show_panels",
     "label_legend",
+    "add_controls",
 ]
 
 #: The seven Okabe–Ito colours used for classes 1, 2, ... (orange, sky blue, bluish green, yellow,
@@ -460,3 +461,50 @@ def label_legend(ax, class_names, palette=None, **legend_kwargs):
     options = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "frameon": False}
     options.update(legend_kwargs)
     return ax.legend(handles=handles, **options)
+
+
+def add_controls(draw, **controls):
+    """Show ipywidgets controls and redraw ``draw(**values)`` below them whenever one changes.
+
+    Widgets are never the only way to see something in this course: a lecture first draws the
+    static figure with the start values, then calls this to add the controls on top. Nothing is
+    drawn until a control moves. That is also why this is not ``ipywidgets.interact``: a headless
+    runner (nbclient, as in CI) can stall for a whole cell timeout on a figure drawn inside a widget
+    at start-up (jupyter/nbclient#312).
+
+    Parameters
+    ----------
+    draw : callable
+        Draws the figure for one set of values, given as keyword arguments.
+    **controls : ipywidgets.ValueWidget
+        One control per keyword argument of ``draw``.
+
+    Returns
+    -------
+    ipywidgets.VBox or None
+        The displayed box, or ``None`` when ipywidgets is not installed (then only the static
+        figure is shown, and a note says so).
+
+    Examples
+    --------
+    >>> import ipywidgets as widgets                                     # doctest: +SKIP
+    >>> add_controls(lambda t: print(t), t=widgets.FloatSlider(value=0.5))  # doctest: +SKIP
+    """
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+    except ImportError:
+        print("ipywidgets is not installed: the static figure above shows the default values.")
+        return None
+    output = widgets.Output()
+
+    def redraw(change):
+        with output:
+            output.clear_output(wait=True)
+            draw(**{name: control.value for name, control in controls.items()})
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    box = widgets.VBox([*controls.values(), output])
+    display(box)
+    return box

@@ -218,3 +218,16 @@ def test_label_legend_patches_match_palette():
     np.testing.assert_allclose(colours, label_palette(3))
     with pytest.raises(SegeduInputError, match="palette has 2 colours"):
         label_legend(ax, names, label_palette(2))
+
+
+def test_add_controls_redraws_only_when_a_control_moves():
+    widgets = pytest.importorskip("ipywidgets")
+    from segedu.viz import add_controls
+
+    calls = []
+    slider = widgets.IntSlider(value=3, min=1, max=9)
+    box = add_controls(lambda size: calls.append(size), size=slider)
+    assert calls == [], "the static figure shows the start value; nothing is drawn at start"
+    slider.value = 7
+    assert calls == [7]
+    assert slider in box.children
