@@ -841,8 +841,12 @@ def test_registry_entries_are_well_formed(assignment):
         # calling the reference directly must trip the wire, so its module must be forbidden
         assert _matches(reference.__module__, spec.forbidden), (name, reference.__module__)
         assert _matches(graded.reference.partition(":")[0], spec.forbidden)
-        comparator = getattr(_compare, graded.compare, None)
-        assert callable(comparator) and graded.compare in ("exact", "close", "binary_mask"), graded.compare
+        comparators = graded.compare if isinstance(graded.compare, tuple) else (graded.compare,)
+        if graded.outputs is not None and isinstance(graded.compare, tuple):
+            assert len(comparators) == len(graded.outputs)
+        for comparator_name in comparators:
+            comparator = getattr(_compare, comparator_name, None)
+            assert callable(comparator) and comparator_name in ("exact", "close", "binary_mask"), comparator_name
         assert isinstance(graded.options, dict)
         if graded.extra is not None:
             module_name, _, attribute = graded.extra.partition(":")

@@ -138,10 +138,29 @@ class Exercise:
             bound = inspect.signature(reference).bind(*args, **kwargs)
             bound.apply_defaults()
             options.update(_resolve(graded.extra)(**bound.arguments))
-        comparator = getattr(_compare, graded.compare)
-        try:
-            problems = comparator(got, expected, what=f"{name}", reveal=not hidden, **options)
-        except _compare.NotNumeric as error:
-            problems = [str(error)]
+        problems = self._compare(name, graded, got, expected, options, reveal=not hidden)
         if problems:
             raise AssertionError("\n".join([f"{call} returned a wrong answer."] + problems))
+
+    @staticmethod
+    def _compare(name, graded, got, expected, options, reveal) -> list[str]:
+        """Run the comparator(s); a function with several outputs names the one that differs."""
+        if graded.outputs is None:
+            try:
+                return getattr(_compare, graded.compare)(got, expected, what=name, reveal=reveal, **options) or []
+            except _compare.NotNumeric as error:
+                return [str(error)]
+        count = len(graded.outputs)
+        listed = ", ".join(graded.outputs)
+        if not isinstance(got, (tuple, list)) or len(got) != count:
+            return [f"{name} should return {count} values ({listed}) as a tuple, but returned {_describe_arg(got)}."]
+        comparators = graded.compare if isinstance(graded.compare, tuple) else (graded.compare,) * count
+        for output, comparator, got_part, expected_part in zip(graded.outputs, comparators, got, expected):
+            try:
+                problems = getattr(_compare, comparator)(
+                    got_part, expected_part, what=f"{name}'s {output}", reveal=reveal, **options)
+            except _compare.NotNumeric as error:
+                problems = [str(error)]
+            if problems:
+                return [f"The output {output} differs."] + problems
+        return []

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class GradedFunction:
     reference: str                 # "module:function"
-    compare: str = "close"         # a comparator in segedu.grading._compare
+    compare: str | tuple = "close"  # a comparator in segedu.grading._compare, or one per output
     options: dict = field(default_factory=dict)
     extra: str | None = None       # "module:function" computing more comparator options from the arguments
+    outputs: tuple | None = None   # names of the outputs of a function that returns a tuple
 
 
 @dataclass(frozen=True)
