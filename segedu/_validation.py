@@ -24,6 +24,9 @@ __all__ = [
     "check_odd_positive",
     "check_positive_int",
     "check_in",
+    "check_grey_image",
+    "check_real_scalar",
+    "float_dtype_of",
 ]
 
 
@@ -173,3 +176,33 @@ def check_in(value, name: str, allowed) -> None:
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise SegeduInputError(f"{name} must be one of {choices}, but got {value!r}.")
+
+
+def check_grey_image(img, name: str = "img") -> np.ndarray:
+    """An ``H×W`` grey image as a float array (integers become float64; floats keep their dtype)."""
+    arr = as_array(img, name)
+    check_ndim(arr, name, 2, "an H×W grey image")
+    arr = check_float_image(arr, name)
+    if arr.size == 0:
+        raise SegeduInputError(f"{name} is empty (shape {arr.shape}); pass an image with at least one pixel.")
+    return arr
+
+
+def check_real_scalar(value, name: str, minimum=None, strict: bool = False) -> float:
+    """A finite real number, optionally at least (or, with ``strict``, above) ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SegeduTypeError(f"{name} must be a real number, but got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not np.isfinite(value):
+        raise SegeduInputError(f"{name} must be a finite number, but got {value}.")
+    if minimum is not None:
+        if strict and value <= minimum:
+            raise SegeduInputError(f"{name} must be greater than {minimum}, but got {value}.")
+        if not strict and value < minimum:
+            raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.")
+    return value
+
+
+def float_dtype_of(arr: np.ndarray):
+    """The dtype a result should have: the input's float dtype, else float64 (floats keep their dtype)."""
+    return arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64

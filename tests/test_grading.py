@@ -142,6 +142,84 @@ def student_adaptive_threshold(img, block_size, offset=0, method="mean"):
     return img > local - offset
 
 
+def student_convolve2d(img, kernel):
+    # the naive loop over pixels, as in the lecture: slow but plainly right
+    img = np.asarray(img, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)[::-1, ::-1]
+    a, b = kernel.shape[0] // 2, kernel.shape[1] // 2
+    padded = np.pad(img, ((a, a), (b, b)), mode="symmetric")
+    out = np.empty_like(img)
+    for r in range(img.shape[0]):
+        for c in range(img.shape[1]):
+            out[r, c] = np.sum(padded[r:r + kernel.shape[0], c:c + kernel.shape[1]] * kernel)
+    return out
+
+
+def student_sobel(img):
+    padded = np.pad(np.asarray(img, dtype=float), 1, mode="symmetric")
+    smooth_rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
+    smooth_cols = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
+    return smooth_rows[:, 2:] - smooth_rows[:, :-2], smooth_cols[2:] - smooth_cols[:-2]
+
+
+def student_gradient_magnitude(gx, gy):
+    return np.hypot(gx, gy)
+
+
+def student_non_maximum_suppression(magnitude, direction):
+    mag = np.asarray(magnitude, dtype=float)
+    angle = np.mod(np.rad2deg(direction), 180.0)
+    bins = np.floor((angle + 22.5) / 45.0).astype(int) % 4
+    padded = np.pad(mag, 1)
+    h, w = mag.shape
+    shifted = {(dr, dc): padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+    pairs = [((0, -1), (0, 1)), ((-1, -1), (1, 1)), ((-1, 0), (1, 0)), ((-1, 1), (1, -1))]
+    keep = np.zeros(mag.shape, bool)
+    for index, (n1, n2) in enumerate(pairs):
+        keep |= (bins == index) & (mag >= shifted[n1]) & (mag >= shifted[n2])
+    keep[0, :] = keep[-1, :] = keep[:, 0] = keep[:, -1] = False
+    return np.where(keep, mag, 0.0)
+
+
+def student_region_grow(img, seed, threshold, connectivity=4):
+    img = np.asarray(img, dtype=float)
+    if connectivity == 4:
+        offsets = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+    else:
+        offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+    inside = {tuple(seed)}
+    values = [img[tuple(seed)]]
+    queue = [tuple(seed)]
+    while queue:
+        r, c = queue.pop(0)
+        for dr, dc in offsets:
+            p = (r + dr, c + dc)
+            if 0 <= p[0] < img.shape[0] and 0 <= p[1] < img.shape[1] and p not in inside:
+                if abs(img[p] - np.mean(values)) < threshold:
+                    inside.add(p)
+                    values.append(img[p])
+                    queue.append(p)
+    mask = np.zeros(img.shape, bool)
+    mask[tuple(np.array(sorted(inside)).T)] = True
+    return mask
+
+
+def student_kmeans_segment(img, k, init, max_iter=100):
+    img = np.asarray(img, dtype=float)
+    points = img.reshape(-1, 1 if img.ndim == 2 else img.shape[2])
+    centres = np.array(init, dtype=float).reshape(k, -1)
+    labels = np.full(len(points), -1)
+    for _ in range(max_iter):
+        new = np.argmin(np.linalg.norm(points[:, None] - centres[None], axis=2), axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.stack([points[labels == j].mean(axis=0) for j in range(k)])
+    order = np.argsort(centres.mean(axis=1))
+    renumber = np.argsort(order)
+    return renumber[labels].reshape(img.shape[:2]), centres[order]
+
+
 CORRECT = {
     ("00_tasks_and_metrics", "confusion_matrix"): student_confusion_matrix,
     ("00_tasks_and_metrics", "pixel_accuracy"): student_pixel_accuracy,
@@ -152,6 +230,12 @@ CORRECT = {
     ("01_thresholding", "threshold"): student_threshold,
     ("01_thresholding", "otsu_threshold"): student_otsu_threshold,
     ("01_thresholding", "adaptive_threshold"): student_adaptive_threshold,
+    ("02_edges", "convolve2d"): student_convolve2d,
+    ("02_edges", "sobel"): student_sobel,
+    ("02_edges", "gradient_magnitude"): student_gradient_magnitude,
+    ("02_edges", "non_maximum_suppression"): student_non_maximum_suppression,
+    ("03_regions", "region_grow"): student_region_grow,
+    ("03_regions", "kmeans_segment"): student_kmeans_segment,
 }
 
 
@@ -215,6 +299,37 @@ def cases(ex: Exercise, name: str):
             ((demo, 9), {"method": "gaussian"}, "block 9, gaussian", False),
             ((hidden, 15), {"offset": 0.05, "method": "mean"}, "positive offset", True),
             ((hidden, 11), {"offset": -0.03, "method": "gaussian"}, "negative offset", True),
+        ]
+    if name == "convolve2d":
+        return [
+            ((rng.random((7, 9)), rng.normal(size=(3, 5))), {}, "asymmetric kernel", False),
+            ((rng.random((6, 6)), np.full((5, 5), 1 / 25)), {}, "box blur", True),
+        ]
+    if name == "sobel":
+        return [((rng.random((8, 11)),), {}, "random image", False), ((rng.random((5, 5)),), {}, "small", True)]
+    if name == "gradient_magnitude":
+        return [((rng.normal(size=(4, 6)), rng.normal(size=(4, 6))), {}, "random gradients", False)]
+    if name == "non_maximum_suppression":
+        return [
+            ((rng.random((9, 12)), rng.uniform(-np.pi, np.pi, (9, 12))), {}, "all directions", False),
+            ((rng.random((6, 7)), np.radians(rng.choice([45.0, 135.0], (6, 7)))), {}, "diagonals", True),
+        ]
+    if name == "region_grow":
+        ramp = np.linspace(0, 5, 14)[None, :] + rng.normal(0, 0.1, (10, 14))
+        speckle = (rng.random((12, 12)) < 0.45).astype(float)
+        start = tuple(int(v) for v in np.argwhere(speckle > 0.5)[0])
+        return [
+            ((ramp, (3, 0), 1.2), {}, "noisy ramp", False),
+            ((speckle, start, 0.5), {"connectivity": 8}, "speckle, 8-connected", True),
+            ((speckle, start, 0.5), {"connectivity": 4}, "speckle, 4-connected", True),
+        ]
+    if name == "kmeans_segment":
+        colours = np.array([[0.9, 0.2, 0.1], [0.1, 0.6, 0.2], [0.2, 0.3, 0.9]])
+        image = colours[rng.integers(0, 3, (10, 12))] + rng.normal(0, 0.05, (10, 12, 3))
+        grey = rng.choice([0.2, 0.5, 0.8], size=(9, 9)) + rng.normal(0, 0.05, (9, 9))
+        return [
+            ((image, 3), {"init": image.reshape(-1, 3)[:3]}, "colour", False),
+            ((grey, 3), {"init": np.array([[0.1], [0.4], [0.9]])}, "grey", True),
         ]
     raise AssertionError(f"no test inputs for {name}")
 
@@ -837,10 +952,16 @@ def test_registry_entries_are_well_formed(assignment):
         assert isinstance(graded, GradedFunction)
         reference = exercise(assignment).reference(name)
         assert callable(reference)
+        # an adapter (e.g. k-means from given centres) names the reference it calls in __wrapped__
+        wrapped = getattr(reference, "__wrapped__", None)
+        if wrapped is not None:
+            assert _matches(wrapped.partition(":")[0], spec.forbidden), (name, wrapped)
+            reference = exercise(assignment).reference(name).__wrapped__
+            module_name, _, attribute = reference.partition(":")
+            reference = getattr(__import__(module_name, fromlist=[attribute]), attribute)
         assert reference.__name__ == name
         # calling the reference directly must trip the wire, so its module must be forbidden
         assert _matches(reference.__module__, spec.forbidden), (name, reference.__module__)
-        assert _matches(graded.reference.partition(":")[0], spec.forbidden)
         comparators = graded.compare if isinstance(graded.compare, tuple) else (graded.compare,)
         if graded.outputs is not None and isinstance(graded.compare, tuple):
             assert len(comparators) == len(graded.outputs)

@@ -11,43 +11,22 @@ suite checks them against ``skimage.filters.threshold_otsu`` and ``skimage.filte
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .._validation import (
     SegeduInputError,
-    SegeduTypeError,
     as_array,
     check_float_image,
+    check_grey_image,
     check_in,
-    check_ndim,
     check_odd_positive,
     check_positive_int,
+    check_real_scalar,
 )
 
 __all__ = ["threshold", "otsu_threshold", "adaptive_threshold", "local_threshold_surface"]
 
 _METHODS = ("mean", "gaussian")
-
-
-def _check_grey_image(img, name: str = "img") -> np.ndarray:
-    """Return ``img`` as a 2-D float array (integers become float64; floats keep their dtype)."""
-    arr = as_array(img, name)
-    check_ndim(arr, name, 2, "an H×W grey image")
-    arr = check_float_image(arr, name)
-    if arr.size == 0:
-        raise SegeduInputError(f"{name} is empty (shape {arr.shape}); pass an image with at least one pixel.")
-    return arr
-
-
-def _check_real_scalar(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SegeduTypeError(f"{name} must be a real number, but got {value!r} ({type(value).__name__}).")
-    value = float(value)
-    if not np.isfinite(value):
-        raise SegeduInputError(f"{name} must be a finite number, but got {value}.")
-    return value
 
 
 def threshold(img, t):
@@ -87,13 +66,13 @@ def threshold(img, t):
     array([[False, False],
            [ True,  True]])
     """
-    arr = _check_grey_image(img)
+    arr = check_grey_image(img)
     if np.ndim(t) == 0 and not hasattr(t, "shape"):
-        t = _check_real_scalar(t, "t")
+        t = check_real_scalar(t, "t")
     else:
         t_arr = as_array(t, "t")
         if t_arr.ndim == 0:
-            t = _check_real_scalar(t_arr.item(), "t")
+            t = check_real_scalar(t_arr.item(), "t")
         else:
             if t_arr.shape != arr.shape:
                 raise SegeduInputError(
@@ -177,7 +156,7 @@ def otsu_threshold(img, nbins=256):
     array([[False, False, False],
            [ True,  True,  True]])
     """
-    arr = _check_grey_image(img)
+    arr = check_grey_image(img)
     nbins = check_positive_int(nbins, "nbins", minimum=2)
     lo, hi = arr.min(), arr.max()
     if lo == hi:
@@ -304,9 +283,9 @@ def local_threshold_surface(img, block_size, offset=0, method="mean"):
            [2., 1., 0.],
            [0., 0., 0.]])
     """
-    arr = _check_grey_image(img)
+    arr = check_grey_image(img)
     block_size = check_odd_positive(block_size, "block_size")
-    offset = _check_real_scalar(offset, "offset")
+    offset = check_real_scalar(offset, "offset")
     check_in(method, "method", _METHODS)
     x = arr.astype(np.float64)
     if block_size == 1:  # a 1×1 neighbourhood is the pixel itself, for both methods
@@ -378,5 +357,5 @@ def adaptive_threshold(img, block_size, offset=0, method="mean"):
            [0, 0, 1, 0, 0, 0, 0],
            [0, 0, 0, 0, 0, 0, 0]])
     """
-    arr = _check_grey_image(img)
+    arr = check_grey_image(img)
     return arr > local_threshold_surface(arr, block_size, offset=offset, method=method)

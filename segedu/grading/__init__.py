@@ -152,6 +152,8 @@ class Exercise:
                 return [str(error)]
         count = len(graded.outputs)
         listed = ", ".join(graded.outputs)
+        if got is None:
+            return [f"{name} returned None. Did you forget the `return` statement?"]
         if not isinstance(got, (tuple, list)) or len(got) != count:
             return [f"{name} should return {count} values ({listed}) as a tuple, but returned {_describe_arg(got)}."]
         comparators = graded.compare if isinstance(graded.compare, tuple) else (graded.compare,) * count

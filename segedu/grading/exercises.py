@@ -53,6 +53,16 @@ def adaptive_ties(img, block_size, offset=0, method="mean"):
     return {"tie_mask": np.abs(values - surface) <= 1e-6 * scale}
 
 
+def kmeans_from_init(img, k, init, max_iter=100):
+    """The k-means reference as the exercise asks for it: start from ``init``, stop when no label changes."""
+    from segedu.classical import kmeans_segment
+
+    return kmeans_segment(img, k, init=init, max_iter=max_iter, tol=0.0)
+
+
+kmeans_from_init.__wrapped__ = "segedu.classical:kmeans_segment"
+
+
 EXERCISES = {
     spec.assignment: spec
     for spec in [
@@ -86,6 +96,32 @@ EXERCISES = {
             },
             forbidden=("segedu.classical", "skimage.filters", "cv2", "skimage.util.shape"),
             allowed="Use numpy and scipy.ndimage only (not skimage.filters, OpenCV or segedu.classical).",
+        ),
+        ExerciseSpec(
+            assignment="02_edges",
+            functions={
+                "convolve2d": GradedFunction("segedu.classical:convolve2d"),
+                "sobel": GradedFunction("segedu.classical:sobel", outputs=("gx", "gy")),
+                "gradient_magnitude": GradedFunction("segedu.classical:gradient_magnitude"),
+                "non_maximum_suppression": GradedFunction("segedu.classical:non_maximum_suppression"),
+            },
+            forbidden=("segedu.classical", "scipy.signal", "scipy.ndimage", "skimage.filters",
+                       "skimage.feature", "cv2"),
+            allowed="Use numpy only (not scipy.signal, scipy.ndimage, skimage.filters or segedu.classical).",
+        ),
+        ExerciseSpec(
+            assignment="03_regions",
+            functions={
+                "region_grow": GradedFunction("segedu.classical:region_grow", compare="binary_mask"),
+                "kmeans_segment": GradedFunction(
+                    "segedu.grading.exercises:kmeans_from_init",
+                    compare=("exact", "close"),
+                    outputs=("labels", "centres"),
+                ),
+            },
+            forbidden=("segedu.classical", "sklearn.cluster", "scipy.cluster", "scipy.ndimage",
+                       "skimage.segmentation", "skimage.measure", "cv2"),
+            allowed="Use numpy only (not sklearn.cluster, scipy, skimage.segmentation or segedu.classical).",
         ),
     ]
 }
