@@ -1,0 +1,982 @@
+r"""Convolution arithmetic: 2-D convolution, transpose convolution, their output sizes and matrices.
+
+:func:`conv2d` and :func:`conv_transpose2d` have the semantics, argument names and weight layouts of
+``torch.nn.functional.conv2d`` and ``torch.nn.functional.conv_transpose2d`` with ``groups=1``:
+
+========================= ===================== =========================================
+function                  input ``x``           ``weight``
+========================= ===================== =========================================
+:func:`conv2d`            ``(N, C_in, H, W)``   ``(C_out, C_in, kh, kw)``, i.e. (out, in)
+:func:`conv_transpose2d`  ``(N, C_in, H, W)``   ``(C_in, C_out, kh, kw)``, i.e. (in, out)
+========================= ===================== =========================================
+
+An unbatched ``(C_in, H, W)`` input gives an unbatched output, as in torch. ``bias`` has shape
+``(C_out,)``. ``stride``, ``padding``, ``dilation`` and ``output_padding`` are an int or a pair
+``(rows, cols)``.
+
+Types and dtypes
+----------------
+* A torch tensor ``x`` gives a torch tensor of the same dtype on the same device, and gradients
+  flow through the result (everything is built from differentiable tensor operations).
+* Anything else (a numpy array, a nested list) gives a numpy array. Integer or boolean numpy
+  operands take the float dtype of the other operands (float64 if none is a float), so that the
+  small integer examples of a lecture work as they are written.
+* Floats keep their dtype: float64 in, float64 out. As in torch, ``x``, ``weight`` and ``bias`` must
+  share one floating dtype; integer *tensors* are refused, as torch refuses them.
+
+Three ways to compute the same thing
+------------------------------------
+Like torchvision's ``ops/roi_align.py``, every operation comes twice, so that the fast code can be
+read next to a slow one that is obviously right:
+
+* :func:`conv2d_loops` and :func:`conv_transpose2d_loops` use explicit Python loops over the pixels
+  of one sample, exactly as the lecture computes them by hand;
+* :func:`conv2d` and :func:`conv_transpose2d` loop only over the :math:`k_h k_w` kernel offsets and
+  do the rest with strided slices and one matrix product ("im2col" and "col2im" [3]_). They never
+  call torch's own convolution, fold or unfold;
+* :func:`conv_matrix` writes a convolution as one dense matrix :math:`C`, so that the transpose
+  convolution is literally multiplication by :math:`C^\top` [1]_.
+
+The test suite checks all three against ``torch.nn.functional`` on hundreds of random
+configurations.
+
+References
+----------
+.. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
+       arXiv:1603.07285, 2016.
+.. [2] Long, J., Shelhamer, E. and Darrell, T. "Fully Convolutional Networks for Semantic
+       Segmentation." CVPR 2015: 3431--3440. :DOI:`10.1109/CVPR.2015.7298965`
+.. [3] Chellapilla, K., Puri, S. and Simard, P. "High Performance Convolutional Neural Networks
+       for Document Processing." 10th International Workshop on Frontiers in Handwriting
+       Recognition, 2006.
+.. [4] Yu, F. and Koltun, V. "Multi-Scale Context Aggregation by Dilated Convolutions." ICLR 2016.
+
+Examples
+--------
+Transpose convolution by hand: every input element multiplies the *whole* kernel, the copies are
+placed ``stride`` apart, and overlaps are summed. With stride 2 and a 2×2 kernel the copies tile the
+output without overlapping, and a 2×2 input becomes 4×4:
+
+>>> import numpy as np
+>>> A = np.array([[2, 1], [0, 3]])
+>>> B = np.array([[1, 2], [3, 4]])
+>>> conv_transpose2d(A[None, None], B[None, None], stride=2)[0, 0]
+array([[ 2.,  4.,  1.,  2.],
+       [ 6.,  8.,  3.,  4.],
+       [ 0.,  0.,  3.,  6.],
+       [ 0.,  0.,  9., 12.]])
+>>> conv_transpose_output_size(2, 2, stride=2)
+4
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from ._validation import SegeduInputError, SegeduTypeError, as_array
+
+__all__ = [
+    "conv2d",
+    "conv2d_loops",
+    "conv_matrix",
+    "conv_output_size",
+    "conv_transpose2d",
+    "conv_transpose2d_loops",
+    "conv_transpose_output_size",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks (shared by every function below). Messages name the problem and the fix.
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_int(value, name: str, minimum: int, fix: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SegeduTypeError(f"{name} must be an int, but got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.{fix}")
+    return int(value)
+
+
+_NEGATIVE_PADDING_FIX = (
+    " Padding adds zeros around the input; torch has no negative padding. To crop, slice the"
+    " input instead, e.g. x[..., 1:-1, 1:-1]."
+)
+
+
+def _pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """An int, or a sequence of one or two ints, as ``(rows, cols)`` (what torch accepts)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) not in (1, 2):
+            raise SegeduInputError(
+                f"{name} must be an int or a pair (rows, cols) of ints, but got {value!r} with {len(value)} entries."
+            )
+        items = tuple(value) * (2 // len(value))
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        items = (value, value)
+    else:
+        raise SegeduTypeError(
+            f"{name} must be an int or a pair (rows, cols) of ints, but got {value!r} ({type(value).__name__})."
+        )
+    fix = _NEGATIVE_PADDING_FIX if name == "padding" else ""
+    return tuple(_check_int(v, name, minimum, fix) for v in items)  # type: ignore[return-value]
+
+
+def _check_output_padding(output_padding, stride, dilation) -> tuple[int, int]:
+    op = _pair(output_padding, "output_padding", 0)
+    for axis, o, s, d in zip(("rows", "cols"), op, stride, dilation):
+        if o >= s and o >= d:
+            raise SegeduInputError(
+                f"output_padding must be smaller than stride or dilation (torch's rule), but for the "
+                f"{axis} output_padding={o} with stride={s} and dilation={d}. output_padding only "
+                f"chooses among the {max(s, d)} output sizes that map back to the same input size "
+                f"under the forward convolution, so use 0..{max(s, d) - 1}."
+            )
+    return op
+
+
+def _conv_size(n: int, k: int, s: int, pad_total: int, d: int, axis: str) -> int:
+    """floor((n + pad_total - d(k-1) - 1) / s) + 1, refusing a kernel wider than the padded input."""
+    span = d * (k - 1) + 1
+    if n + pad_total < span:
+        raise SegeduInputError(
+            f"The kernel is larger than the padded input along the {axis}: with kernel size {k} and "
+            f"dilation {d} it spans d·(k−1)+1 = {span} pixels, but the input has {n} plus "
+            f"{pad_total} padding = {n + pad_total}. Use a smaller kernel or dilation, more "
+            f"padding, or a larger input."
+        )
+    return (n + pad_total - span) // s + 1
+
+
+def _transpose_size(n: int, k: int, s: int, p: int, op: int, d: int, axis: str) -> int:
+    """(n-1)s - 2p + d(k-1) + output_padding + 1, refusing results below 1."""
+    full = (n - 1) * s + d * (k - 1) + 1
+    size = full - 2 * p + op
+    if size < 1:
+        raise SegeduInputError(
+            f"The transpose convolution has no output along the {axis}: it spreads {n} input pixels "
+            f"over (n−1)·stride + d·(k−1) + 1 = {full} pixels, and padding={p} crops {2 * p} of them "
+            f"(output_padding={op} gives back {op}), leaving {size}. Use less padding."
+        )
+    return size
+
+
+def conv_output_size(n, k, stride=1, padding=0, dilation=1):
+    r"""Output length of a convolution along one axis.
+
+    Parameters
+    ----------
+    n : int
+        Input length (height or width), at least 1.
+    k : int
+        Kernel length, at least 1.
+    stride, padding, dilation : int, optional
+        As in ``torch.nn.Conv2d``: a step :math:`s \ge 1`, zeros :math:`p \ge 0` added on *each*
+        side, and a spacing :math:`d \ge 1` between kernel taps.
+
+    Returns
+    -------
+    int
+        .. math::
+
+            n_\text{out} = \left\lfloor \frac{n + 2p - d(k - 1) - 1}{s} \right\rfloor + 1 .
+
+        The dilated kernel spans :math:`d(k-1) + 1` pixels; it fits in :math:`n + 2p - d(k-1)`
+        positions of the padded input, and every :math:`s`-th of them is kept (Dumoulin and Visin
+        [1]_, relationship 6, with the dilated kernel size of section 5.1).
+
+    Raises
+    ------
+    SegeduInputError
+        If an argument is below its minimum, or the dilated kernel is larger than the padded input.
+    SegeduTypeError
+        If an argument is not an int.
+
+    References
+    ----------
+    .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
+           arXiv:1603.07285, 2016.
+
+    Examples
+    --------
+    >>> conv_output_size(5, 3)                        # "valid": the 3×3 kernel fits 3 times
+    3
+    >>> conv_output_size(64, 3, padding=1)            # "same" for an odd kernel
+    64
+    >>> conv_output_size(64, 3, stride=2, padding=1)  # halves the size (rounding up)
+    32
+    >>> conv_output_size(64, 3, padding=2, dilation=2)  # atrous: same size with padding = dilation
+    64
+    """
+    n = _check_int(n, "n", 1)
+    k = _check_int(k, "k", 1)
+    stride = _check_int(stride, "stride", 1)
+    padding = _check_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
+    dilation = _check_int(dilation, "dilation", 1)
+    return _conv_size(n, k, stride, 2 * padding, dilation, "input")
+
+
+def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    r"""Output length of a transpose convolution along one axis.
+
+    Parameters
+    ----------
+    n : int
+        Input length (height or width), at least 1.
+    k : int
+        Kernel length, at least 1.
+    stride, padding, dilation : int, optional
+        As in ``torch.nn.ConvTranspose2d``: the input elements' copies of the kernel are placed
+        :math:`s` apart; :math:`p` rows (columns) are then cropped from *each* side; :math:`d` is the
+        spacing between kernel taps.
+    output_padding : int, optional
+        Extra rows (columns) given back at the bottom (right), :math:`0 \le o < \max(s, d)`.
+
+    Returns
+    -------
+    int
+        .. math::
+
+            n_\text{out} = (n - 1)s - 2p + d(k - 1) + o + 1 .
+
+        The last of the :math:`n` input elements places its kernel copy :math:`(n-1)s` pixels after
+        the first, and a copy spans :math:`d(k-1) + 1` pixels. This inverts
+        :func:`conv_output_size`: a convolution with the same ``k, stride, padding, dilation`` maps
+        inputs of :math:`s` different lengths to :math:`n`, and ``output_padding`` chooses among
+        them (Dumoulin and Visin [1]_, relationships 13 and 14).
+
+    Raises
+    ------
+    SegeduInputError
+        If an argument is below its minimum, ``output_padding`` is not smaller than ``stride`` or
+        ``dilation`` (torch's rule), or the padding crops everything.
+    SegeduTypeError
+        If an argument is not an int.
+
+    References
+    ----------
+    .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
+           arXiv:1603.07285, 2016.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size(2, 2)            # the lecture's example: 2×2 input, 2×2 kernel
+    3
+    >>> conv_transpose_output_size(32, 2, stride=2)  # U-Net's 2×2 up-convolution doubles the size
+    64
+    >>> conv_output_size(64, 3, stride=2, padding=1), conv_output_size(63, 3, stride=2, padding=1)
+    (32, 32)
+    >>> [conv_transpose_output_size(32, 3, stride=2, padding=1, output_padding=o) for o in (0, 1)]
+    [63, 64]
+    """
+    n = _check_int(n, "n", 1)
+    k = _check_int(k, "k", 1)
+    stride = _check_int(stride, "stride", 1)
+    padding = _check_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
+    dilation = _check_int(dilation, "dilation", 1)
+    (op, _) = _check_output_padding(output_padding, (stride, stride), (dilation, dilation))
+    return _transpose_size(n, k, stride, padding, op, dilation, "input")
+
+
+def _conv_padding(padding, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` from an int, a pair, or torch's ``"valid"`` / ``"same"``."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise SegeduInputError(
+                    f"padding='same' needs stride 1 (as in torch), but got stride={stride}. "
+                    f"Give the padding as a number: for an odd kernel k, padding = dilation·(k−1)/2."
+                )
+            # torch puts the odd pixel of an even kernel's padding at the bottom / right
+            (th, tw) = (d * (k - 1) for d, k in zip(dilation, kernel))
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        raise SegeduInputError(f"padding must be an int, a pair (rows, cols), 'valid' or 'same', but got {padding!r}.")
+    ph, pw = _pair(padding, "padding", 0)
+    return (ph, ph, pw, pw)
+
+
+# --------------------------------------------------------------------------------------------------
+# Turning the operands into tensors, and checking their shapes
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_float(dtype) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return np.issubdtype(dtype, np.floating)
+
+
+def _prepare(x, weight, bias):
+    """Tensors on one device with one float dtype, and a function that gives back x's kind."""
+    named = {"x": x, "weight": weight, "bias": bias}
+    ops = {}
+    shown = {}  # dtype names as the caller knows them (numpy's or torch's)
+    for name, value in named.items():
+        if value is None:
+            continue
+        if isinstance(value, torch.Tensor):
+            ops[name] = value
+            shown[name] = str(value.dtype)
+        else:
+            arr = as_array(value, name)
+            if not (_is_float(arr.dtype) or arr.dtype == bool or np.issubdtype(arr.dtype, np.integer)):
+                raise SegeduTypeError(
+                    f"{name} must hold real numbers, but its dtype is {arr.dtype}. "
+                    f"Convert it with {name}.astype(np.float64)."
+                )
+            ops[name] = arr
+            shown[name] = str(arr.dtype)
+
+    # numpy integers and booleans take the float dtype of the others (float64 if there is none)
+    float_dtypes = [v.dtype for v in ops.values() if _is_float(v.dtype)]
+    fallback = float_dtypes[0] if float_dtypes else np.dtype(np.float64)
+    if not isinstance(fallback, torch.dtype):
+        fallback = torch.from_numpy(np.zeros(0, dtype=fallback.newbyteorder("="))).dtype
+    devices = [v.device for v in ops.values() if isinstance(v, torch.Tensor)]
+    device = devices[0] if devices else torch.device("cpu")
+    tensors = {}
+    for name, value in ops.items():
+        if isinstance(value, np.ndarray):
+            if _is_float(value.dtype):
+                # a copy only when from_numpy needs one (read-only, misaligned or byte-swapped)
+                value = np.require(value, dtype=value.dtype.newbyteorder("="), requirements=["C", "A", "W"])
+                value = torch.from_numpy(value)
+            else:
+                value = torch.from_numpy(value.astype(np.float64)).to(fallback)
+            value = value.to(device)
+        elif not value.dtype.is_floating_point:
+            raise SegeduTypeError(
+                f"{name} is a tensor of dtype {value.dtype}, but convolution needs floating point "
+                f"(torch.nn.functional refuses integers too). Convert it with {name}.float() or {name}.double()."
+            )
+        tensors[name] = value
+
+    x_t, w_t = tensors["x"], tensors["weight"]
+    for name in ("weight", "bias"):
+        other = tensors.get(name)
+        if other is None:
+            continue
+        if other.dtype != x_t.dtype:
+            raise SegeduTypeError(
+                f"x and {name} must have the same dtype, as in torch, but x is {shown['x']} and {name} "
+                f"is {shown[name]}. Convert one of them, e.g. {name}.to(x.dtype) for tensors or "
+                f"{name}.astype(x.dtype) for numpy arrays."
+            )
+        if other.device != x_t.device:
+            raise SegeduInputError(
+                f"x and {name} must be on the same device, but x is on {x_t.device} and {name} is on "
+                f"{other.device}. Move it with {name}.to(x.device)."
+            )
+
+    as_tensor = isinstance(x, torch.Tensor)
+
+    def finish(out: torch.Tensor):
+        return out if as_tensor else out.detach().cpu().numpy()
+
+    return x_t, w_t, tensors.get("bias"), finish
+
+
+def _check_input(x: torch.Tensor, fn: str, batched_only: bool = False) -> tuple[torch.Tensor, bool]:
+    """A 4-D ``(N, C, H, W)`` view of ``x`` and whether it came unbatched (3-D)."""
+    if batched_only:
+        expected, ndims = "(C_in, H, W) for one sample", (3,)
+    else:
+        expected, ndims = "(N, C_in, H, W) or unbatched (C_in, H, W)", (3, 4)
+    if x.ndim not in ndims:
+        shape = tuple(x.shape)
+        if x.ndim == 2:
+            fix = (
+                f" A single grey image needs a channel axis{'' if batched_only else ' and a batch axis'}: "
+                f"pass x[None{'' if batched_only else ', None'}] "
+                f"(shape {(1,) * (1 if batched_only else 2) + shape})."
+            )
+        elif x.ndim == 4 and batched_only:
+            fix = f" {fn} takes one sample: pass x[0], or use {fn.replace('_loops', '')} for a batch."
+        else:
+            fix = ""
+        raise SegeduInputError(
+            f"{fn}: x must be {expected} ({' or '.join(f'{n}-D' for n in ndims)}), "
+            f"but got {x.ndim}-D with shape {shape}.{fix}"
+        )
+    if x.ndim == 3:
+        return x.unsqueeze(0), True
+    return x, False
+
+
+def _check_weight(w: torch.Tensor, fn: str, transpose: bool) -> None:
+    layout = "(C_in, C_out, kh, kw)" if transpose else "(C_out, C_in, kh, kw)"
+    if w.ndim != 4:
+        fix = " For a single kernel K, pass K[None, None]." if w.ndim == 2 else ""
+        raise SegeduInputError(
+            f"{fn}: weight must be 4-D {layout}, but got {w.ndim}-D with shape {tuple(w.shape)}.{fix}"
+        )
+    if 0 in w.shape[2:]:
+        raise SegeduInputError(f"{fn}: weight {layout} has an empty kernel: its shape is {tuple(w.shape)}.")
+
+
+def _check_channels(x: torch.Tensor, w: torch.Tensor, fn: str, transpose: bool, unbatched: bool) -> None:
+    """``x`` is 4-D here; ``unbatched`` says the caller passed it without the batch axis."""
+    c = x.shape[1]
+    where = "axis 0 of (C_in, H, W)" if unbatched else "axis 1 of (N, C_in, H, W)"
+    shape = tuple(x.shape[1:]) if unbatched else tuple(x.shape)
+    if transpose:
+        expected, layout = w.shape[0], "(C_in, C_out, kh, kw)"
+        swapped_fits = w.shape[1] == c
+        hint = (
+            " Did you pass a conv2d weight to conv_transpose2d? ConvTranspose2d weights are"
+            " (in, out, kh, kw), the reverse of Conv2d's (out, in, kh, kw)."
+        )
+    else:
+        expected, layout = w.shape[1], "(C_out, C_in, kh, kw)"
+        swapped_fits = w.shape[0] == c
+        hint = (
+            " Did you pass a conv_transpose2d weight to conv2d? Conv2d weights are (out, in, kh, kw),"
+            " the reverse of ConvTranspose2d's (in, out, kh, kw)."
+        )
+    if c != expected:
+        raise SegeduInputError(
+            f"{fn}: x has C_in = {c} channels ({where}; x.shape = {shape}), "
+            f"but weight of shape {tuple(w.shape)}, read as {layout}, expects C_in = {expected}."
+            f"{hint if swapped_fits else ''}"
+        )
+
+
+def _check_bias(b, c_out: int, fn: str) -> None:
+    if b is not None and tuple(b.shape) != (c_out,):
+        raise SegeduInputError(
+            f"{fn}: bias must have shape (C_out,) = ({c_out},), one value per output channel, but got "
+            f"shape {tuple(b.shape)}."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast (vectorised) versions
+# --------------------------------------------------------------------------------------------------
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    r"""2-D convolution (a cross-correlation, as in every deep-learning library), like ``F.conv2d``.
+
+    Parameters
+    ----------
+    x : (N, C_in, H, W) or (C_in, H, W) tensor or array_like
+        The input. An unbatched input gives an unbatched output.
+    weight : (C_out, C_in, kh, kw) tensor or array_like
+        The kernels, in ``torch.nn.Conv2d.weight``'s layout (out, in, ...).
+    bias : (C_out,) tensor or array_like, optional
+        Added to every pixel of each output channel.
+    stride, dilation : int or (int, int), optional
+        Step :math:`s` between output pixels and spacing :math:`d` between kernel taps, at least 1.
+    padding : int, (int, int), "valid" or "same", optional
+        Zeros added on each side of the input (as in torch, "same" needs stride 1 and puts the odd
+        pixel of an even kernel at the bottom / right).
+
+    Returns
+    -------
+    y : (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+        .. math::
+
+            y[n, o, r, c] = b[o] + \sum_{i=0}^{C_\text{in}-1} \sum_{u=0}^{k_h-1} \sum_{v=0}^{k_w-1}
+                w[o, i, u, v] \; \tilde x[n, i, \, r s_h + u d_h, \, c s_w + v d_w],
+
+        where :math:`\tilde x` is ``x`` padded with zeros; the kernel is *not* flipped. The sizes
+        are given by :func:`conv_output_size`. A tensor ``x`` gives a tensor of its dtype and
+        device; anything else gives a numpy array.
+
+    Raises
+    ------
+    SegeduInputError
+        If ``x`` is not 3-D or 4-D (e.g. a 2-D image without batch and channel axes), ``weight`` is
+        not 4-D, the channels of ``x`` and ``weight`` disagree, ``bias`` has the wrong shape,
+        ``padding`` is negative, ``stride`` or ``dilation`` is below 1, or the (dilated) kernel is
+        larger than the padded input.
+    SegeduTypeError
+        If ``x``, ``weight`` and ``bias`` have different dtypes, or a tensor holds integers.
+
+    Notes
+    -----
+    The implementation is "im2col" [1]_: for each of the :math:`k_h k_w` kernel offsets
+    :math:`(u, v)`, the strided slice
+    ``xp[:, :, u*d_h : ... : s_h, v*d_w : ... : s_w]`` holds, for every output pixel, the input
+    pixel that the tap :math:`(u, v)` sees. Stacking the slices gives a
+    :math:`(N, C_\text{in} k_h k_w, H_\text{out} W_\text{out})` matrix of image patches, and one
+    matrix product with the :math:`(C_\text{out}, C_\text{in} k_h k_w)` reshaped weight does all
+    the multiply-adds. The only Python loop is over the kernel offsets. The patch matrix holds
+    :math:`C_\text{in} k_h k_w H_\text{out} W_\text{out}` numbers per sample, the memory price of
+    that single product.
+    See :func:`conv2d_loops` for the same computation with a loop over every pixel.
+
+    References
+    ----------
+    .. [1] Chellapilla, K., Puri, S. and Simard, P. "High Performance Convolutional Neural Networks
+           for Document Processing." 10th International Workshop on Frontiers in Handwriting
+           Recognition, 2006.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)  # one sample, one channel
+    >>> x[0, 0]
+    array([[0., 1., 2.],
+           [3., 4., 5.],
+           [6., 7., 8.]])
+    >>> w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])  # a 2×2 "Roberts" kernel, not flipped
+    >>> conv2d(x, w)[0, 0]
+    array([[-4., -4.],
+           [-4., -4.]])
+    >>> conv2d(x, w, padding=1, stride=2)[0, 0]
+    array([[ 0., -2.],
+           [-6., -4.]])
+    """
+    x_t, w, b, finish = _prepare(x, weight, bias)
+    x_t, unbatched = _check_input(x_t, "conv2d")
+    _check_weight(w, "conv2d", transpose=False)
+    _check_channels(x_t, w, "conv2d", transpose=False, unbatched=unbatched)
+    c_out, c_in, kh, kw = w.shape
+    _check_bias(b, c_out, "conv2d")
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    top, bottom, left, right = _conv_padding(padding, (kh, kw), (sh, sw), (dh, dw))
+
+    n, _, h, wd = x_t.shape
+    h_out = _conv_size(h, kh, sh, top + bottom, dh, "rows (H)")
+    w_out = _conv_size(wd, kw, sw, left + right, dw, "columns (W)")
+
+    xp = x_t
+    if top or bottom or left or right:
+        xp = x_t.new_zeros((n, c_in, h + top + bottom, wd + left + right))
+        xp[:, :, top : top + h, left : left + wd] = x_t
+
+    # im2col: slice (u, v) holds, for every output pixel, the input pixel under kernel tap (u, v)
+    patches = torch.stack(
+        [
+            xp[:, :, u * dh : u * dh + (h_out - 1) * sh + 1 : sh, v * dw : v * dw + (w_out - 1) * sw + 1 : sw]
+            for u in range(kh)
+            for v in range(kw)
+        ],
+        dim=2,
+    )  # (N, C_in, kh*kw, H_out, W_out)
+    cols = patches.reshape(n, c_in * kh * kw, h_out * w_out)
+    out = (w.reshape(c_out, c_in * kh * kw) @ cols).reshape(n, c_out, h_out, w_out)
+    if b is not None:
+        out = out + b.reshape(1, c_out, 1, 1)
+    return finish(out[0] if unbatched else out)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
+    r"""2-D transpose convolution ("up-convolution", "deconvolution"), like ``F.conv_transpose2d``.
+
+    Parameters
+    ----------
+    x : (N, C_in, H, W) or (C_in, H, W) tensor or array_like
+        The input. An unbatched input gives an unbatched output.
+    weight : (C_in, C_out, kh, kw) tensor or array_like
+        The kernels, in ``torch.nn.ConvTranspose2d.weight``'s layout (in, out, ...) — the reverse
+        of :func:`conv2d`'s.
+    bias : (C_out,) tensor or array_like, optional
+        Added to every pixel of each output channel.
+    stride : int or (int, int), optional
+        Distance between the kernel copies of neighbouring input elements (the upsampling factor).
+    padding : int or (int, int), optional
+        Rows (columns) cropped from *each* side of the result.
+    output_padding : int or (int, int), optional
+        Rows (columns) given back at the bottom (right) after cropping; smaller than ``stride``
+        or ``dilation``.
+    dilation : int or (int, int), optional
+        Spacing between kernel taps.
+
+    Returns
+    -------
+    y : (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+        With sizes from :func:`conv_transpose_output_size`. Every input element multiplies the
+        whole kernel, and the copy is added at the position given by the stride (the recipe of the
+        lecture, unit 04; see also [2]_):
+
+        .. math::
+
+            z[n, o, \, r s_h + u d_h, \, c s_w + v d_w] \mathrel{+}=
+                x[n, i, r, c] \; w[i, o, u, v]
+            \quad \text{for all } i, r, c, u, v,
+
+        on a zero canvas :math:`z` of :math:`((H-1)s_h + d_h(k_h-1) + 1 + o_h)` rows (and the same
+        for columns, the last :math:`o_h` rows staying 0). Then
+        :math:`y = z[\,p_h : p_h + H_\text{out}, \; p_w : p_w + W_\text{out}\,] + b`: ``padding``
+        is cropped from each side, and ``output_padding`` keeps that many more rows (columns) at the
+        bottom (right) — rows that the crop would have removed, or zeros past the canvas.
+
+        A tensor ``x`` gives a tensor of its dtype and device; anything else gives a numpy array.
+
+    Raises
+    ------
+    SegeduInputError
+        If ``x`` is not 3-D or 4-D (e.g. a 2-D image without batch and channel axes), ``weight`` is
+        not 4-D, the channels of ``x`` and ``weight`` disagree (e.g. a conv2d weight was passed),
+        ``bias`` has the wrong shape, ``padding`` or ``output_padding`` is negative,
+        ``output_padding`` is not smaller than ``stride`` or ``dilation``, or the padding crops
+        the whole output.
+    SegeduTypeError
+        If ``x``, ``weight`` and ``bias`` have different dtypes, or a tensor holds integers.
+
+    Notes
+    -----
+    Why "transpose": :func:`conv2d` is a linear map :math:`x \mapsto Cx` (see
+    :func:`conv_matrix`), and with the *same* weight tensor, stride, padding and dilation this
+    function computes :math:`y \mapsto C^\top y` [1]_. It is the backward pass (the gradient) of
+    :func:`conv2d` with respect to its input, which is how FCN [3]_ and U-Net learn their
+    upsampling. It is not the inverse of :func:`conv2d`; it only restores the shape.
+
+    The implementation is "col2im": one matrix product makes, for every input element, its copy
+    of the whole :math:`(C_\text{out}, k_h, k_w)` kernel; then a loop over the :math:`k_h k_w`
+    kernel offsets adds each tap's values into a strided slice of the canvas. See
+    :func:`conv_transpose2d_loops` for the same computation with a loop over every input element.
+
+    References
+    ----------
+    .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
+           arXiv:1603.07285, 2016, chapter 4.
+    .. [2] Zeiler, M. D., Krishnan, D., Taylor, G. W. and Fergus, R. "Deconvolutional Networks."
+           CVPR 2010: 2528--2535. :DOI:`10.1109/CVPR.2010.5539957`
+    .. [3] Long, J., Shelhamer, E. and Darrell, T. "Fully Convolutional Networks for Semantic
+           Segmentation." CVPR 2015: 3431--3440. :DOI:`10.1109/CVPR.2015.7298965`
+
+    Examples
+    --------
+    Stride 1: the copies of the kernel overlap and are summed. The first input element, 2, puts
+    :math:`2B = [[2, 4], [6, 8]]` in the top-left corner.
+
+    >>> import numpy as np
+    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> conv_transpose2d(A[None, None], B[None, None])[0, 0]
+    array([[ 2.,  5.,  2.],
+           [ 6., 14., 10.],
+           [ 0.,  9., 12.]])
+
+    Cropping one pixel from each side with ``padding=1`` keeps the centre:
+
+    >>> conv_transpose2d(A[None, None], B[None, None], padding=1)[0, 0]
+    array([[14.]])
+
+    Torch tensors stay torch tensors:
+
+    >>> import torch
+    >>> conv_transpose2d(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2), stride=2).shape
+    torch.Size([1, 1, 4, 4])
+    """
+    x_t, w, b, finish = _prepare(x, weight, bias)
+    x_t, unbatched = _check_input(x_t, "conv_transpose2d")
+    _check_weight(w, "conv_transpose2d", transpose=True)
+    _check_channels(x_t, w, "conv_transpose2d", transpose=True, unbatched=unbatched)
+    c_in, c_out, kh, kw = w.shape
+    _check_bias(b, c_out, "conv_transpose2d")
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    oh, ow = _check_output_padding(output_padding, (sh, sw), (dh, dw))
+
+    n, _, h, wd = x_t.shape
+    h_out = _transpose_size(h, kh, sh, ph, oh, dh, "rows (H)")
+    w_out = _transpose_size(wd, kw, sw, pw, ow, dw, "columns (W)")
+
+    # every input element times the whole kernel: copies[n, o, u, v, r, c] = sum_i x[n,i,r,c] w[i,o,u,v]
+    copies = w.reshape(c_in, c_out * kh * kw).transpose(0, 1) @ x_t.reshape(n, c_in, h * wd)
+    copies = copies.reshape(n, c_out, kh, kw, h, wd)
+
+    # place the copies `stride` apart and sum the overlaps: tap (u, v) of the copy made by input
+    # element (r, c) lands on canvas pixel (r*s_h + u*d_h, c*s_w + v*d_w)
+    full_h = (h - 1) * sh + dh * (kh - 1) + 1
+    full_w = (wd - 1) * sw + dw * (kw - 1) + 1
+    canvas = x_t.new_zeros((n, c_out, full_h + oh, full_w + ow))  # output_padding: extra zeros
+    for u in range(kh):
+        for v in range(kw):
+            canvas[:, :, u * dh : u * dh + (h - 1) * sh + 1 : sh, v * dw : v * dw + (wd - 1) * sw + 1 : sw] += copies[
+                :, :, u, v
+            ]
+
+    out = canvas[:, :, ph : ph + h_out, pw : pw + w_out]  # crop `padding` from each side
+    out = out + b.reshape(1, c_out, 1, 1) if b is not None else out.contiguous()
+    return finish(out[0] if unbatched else out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Slow references: explicit loops over the pixels of one sample
+# --------------------------------------------------------------------------------------------------
+
+
+def _loop_operands(x, weight, bias, fn: str, transpose: bool):
+    x_t, w, b, finish = _prepare(x, weight, bias)
+    x4, _ = _check_input(x_t, fn, batched_only=True)
+    _check_weight(w, fn, transpose=transpose)
+    _check_channels(x4, w, fn, transpose=transpose, unbatched=True)
+    _check_bias(b, w.shape[1] if transpose else w.shape[0], fn)
+
+    def to_numpy(t):
+        return None if t is None else t.detach().cpu().numpy()
+
+    def back(out: np.ndarray):
+        out_t = torch.from_numpy(out).to(x_t.device)
+        return finish(out_t)
+
+    return to_numpy(x_t), to_numpy(w), to_numpy(b), back
+
+
+def conv2d_loops(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    r"""Slow reference for :func:`conv2d` on one sample, with a Python loop over every pixel.
+
+    Parameters
+    ----------
+    x : (C_in, H, W) tensor or array_like
+        One sample (no batch axis).
+    weight : (C_out, C_in, kh, kw) tensor or array_like
+    bias : (C_out,) tensor or array_like, optional
+    stride, padding, dilation :
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    y : (C_out, H_out, W_out)
+        Equal to ``conv2d(x, weight, bias, stride, padding, dilation)``, of the same kind (tensor
+        or numpy array) and dtype.
+
+    Notes
+    -----
+    The six nested loops are the formula of :func:`conv2d` read aloud: for every output channel
+    and output pixel, slide to the window's top-left corner :math:`(r s_h, c s_w)` in the padded
+    input, and add up weight times input over the input channels and kernel taps. It does
+    :math:`C_\text{out} H_\text{out} W_\text{out} C_\text{in} k_h k_w` Python multiply-adds, so
+    keep the inputs small.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(9.0).reshape(1, 3, 3)
+    >>> w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    >>> conv2d_loops(x, w)
+    array([[[-4., -4.],
+            [-4., -4.]]])
+    """
+    x, w, b, back = _loop_operands(x, weight, bias, "conv2d_loops", transpose=False)
+    c_out, c_in, kh, kw = w.shape
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    top, bottom, left, right = _conv_padding(padding, (kh, kw), (sh, sw), (dh, dw))
+    _, h, wd = x.shape
+    h_out = _conv_size(h, kh, sh, top + bottom, dh, "rows (H)")
+    w_out = _conv_size(wd, kw, sw, left + right, dw, "columns (W)")
+
+    # zero padding
+    xp = np.zeros((c_in, h + top + bottom, wd + left + right), dtype=x.dtype)
+    xp[:, top : top + h, left : left + wd] = x
+
+    y = np.zeros((c_out, h_out, w_out), dtype=x.dtype)
+    for o in range(c_out):  # every output channel ...
+        for r in range(h_out):  # ... and every output pixel
+            for c in range(w_out):
+                total = 0.0 if b is None else b[o]
+                for i in range(c_in):  # sum over the input channels and the kernel taps
+                    for u in range(kh):
+                        for v in range(kw):
+                            total += w[o, i, u, v] * xp[i, r * sh + u * dh, c * sw + v * dw]
+                y[o, r, c] = total
+    return back(y)
+
+
+def conv_transpose2d_loops(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
+    r"""Slow reference for :func:`conv_transpose2d` on one sample: the lecture's recipe, as loops.
+
+    Parameters
+    ----------
+    x : (C_in, H, W) tensor or array_like
+        One sample (no batch axis).
+    weight : (C_in, C_out, kh, kw) tensor or array_like
+    bias : (C_out,) tensor or array_like, optional
+    stride, padding, output_padding, dilation :
+        As in :func:`conv_transpose2d`.
+
+    Returns
+    -------
+    y : (C_out, H_out, W_out)
+        Equal to ``conv_transpose2d(x, weight, bias, stride, padding, output_padding, dilation)``,
+        of the same kind (tensor or numpy array) and dtype.
+
+    Notes
+    -----
+    The recipe of the lecture (unit 04), step by step:
+
+    1. visit every input element :math:`x[i, r, c]`;
+    2. multiply it by the *whole* kernel :math:`w[i, o]` of each output channel :math:`o`;
+    3. add the product to the canvas with its top-left corner at :math:`(r s_h, c s_w)`, so that
+       copies overlap (and are summed) when the stride is smaller than the kernel; with dilation
+       the kernel's taps are :math:`d` pixels apart, hence the step in the slice;
+    4. crop ``padding`` from each side of the canvas, keeping ``output_padding`` extra rows
+       (columns) at the bottom (right), and add the bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[[2.0, 1.0], [0.0, 3.0]]])      # (C_in, H, W) = (1, 2, 2)
+    >>> B = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])    # (C_in, C_out, kh, kw) = (1, 1, 2, 2)
+    >>> conv_transpose2d_loops(A, B, stride=2)[0]
+    array([[ 2.,  4.,  1.,  2.],
+           [ 6.,  8.,  3.,  4.],
+           [ 0.,  0.,  3.,  6.],
+           [ 0.,  0.,  9., 12.]])
+    """
+    x, w, b, back = _loop_operands(x, weight, bias, "conv_transpose2d_loops", transpose=True)
+    c_in, c_out, kh, kw = w.shape
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    oh, ow = _check_output_padding(output_padding, (sh, sw), (dh, dw))
+    _, h, wd = x.shape
+    h_out = _transpose_size(h, kh, sh, ph, oh, dh, "rows (H)")
+    w_out = _transpose_size(wd, kw, sw, pw, ow, dw, "columns (W)")
+
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # pixels covered by one (dilated) kernel
+    canvas = np.zeros((c_out, (h - 1) * sh + span_h + oh, (wd - 1) * sw + span_w + ow), dtype=x.dtype)
+    for i in range(c_in):  # 1. every input element ...
+        for r in range(h):
+            for c in range(wd):
+                for o in range(c_out):
+                    # 2. ... times the whole kernel, 3. placed by the stride, overlaps summed
+                    top, left = r * sh, c * sw
+                    canvas[o, top : top + span_h : dh, left : left + span_w : dw] += x[i, r, c] * w[i, o]
+    # 4. crop `padding` from each side (output_padding rows stay at the bottom), add the bias
+    y = canvas[:, ph : ph + h_out, pw : pw + w_out].copy()
+    if b is not None:
+        y += b[:, None, None]
+    return back(y)
+
+
+# --------------------------------------------------------------------------------------------------
+# The matrix view
+# --------------------------------------------------------------------------------------------------
+
+
+def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1):
+    r"""The dense matrix :math:`C` of :func:`conv2d`: ``conv2d(x).ravel() == C @ x.ravel()``.
+
+    Parameters
+    ----------
+    input_shape : (H, W) or (C_in, H, W) tuple of ints
+        Shape of one input sample (no batch axis).
+    weight : (kh, kw) or (C_out, C_in, kh, kw) tensor or array_like
+        One kernel for a single-channel input, or :func:`conv2d`'s weight.
+    stride, padding, dilation :
+        As in :func:`conv2d` (no bias: the convolution without bias is linear).
+
+    Returns
+    -------
+    C : (C_out·H_out·W_out, C_in·H·W) ndarray or tensor
+        Row :math:`(o, r, c)` holds the weights that output pixel :math:`(o, r, c)` gives to each
+        input pixel (C order, as ``ravel``), so that
+
+        .. math::
+
+            \operatorname{vec}(\texttt{conv2d}(x, w)) = C \operatorname{vec}(x), \qquad
+            \operatorname{vec}(\texttt{conv\_transpose2d}(y, w)) = C^\top \operatorname{vec}(y),
+
+        the second with the *same* weight tensor, stride, padding and dilation, and
+        ``output_padding`` chosen to give back the size :math:`H` (the remainder
+        :math:`(H + 2p - d(k-1) - 1) \bmod s`). This is why the transpose convolution has its
+        name [1]_. A tensor weight gives a tensor (on its device); anything else gives a numpy
+        array. The dtype is the weight's (float64 for integers).
+
+    Raises
+    ------
+    SegeduInputError
+        If ``input_shape`` or ``weight`` has the wrong length or ndim, their channels disagree, or
+        the kernel is larger than the padded input.
+
+    Notes
+    -----
+    :math:`C` is mostly zeros: each row holds at most :math:`C_\text{in} k_h k_w` weights. Building
+    it densely is only for teaching and testing; it has :math:`(C_\text{out}H_\text{out}W_\text{out})
+    \times (C_\text{in}HW)` entries.
+
+    References
+    ----------
+    .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
+           arXiv:1603.07285, 2016, section 4.1.
+
+    Examples
+    --------
+    A 2×2 kernel on a 3×3 input: each of the 4 rows places the kernel over one 2×2 window of the
+    9 input pixels.
+
+    >>> import numpy as np
+    >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> C = conv_matrix((3, 3), B)
+    >>> C
+    array([[1., 2., 0., 3., 4., 0., 0., 0., 0.],
+           [0., 1., 2., 0., 3., 4., 0., 0., 0.],
+           [0., 0., 0., 1., 2., 0., 3., 4., 0.],
+           [0., 0., 0., 0., 1., 2., 0., 3., 4.]])
+    >>> x = np.arange(9.0).reshape(3, 3)
+    >>> np.allclose(C @ x.ravel(), conv2d(x[None, None], B[None, None]).ravel())
+    True
+
+    Multiplying by :math:`C^\top` is the transpose convolution with the same kernel:
+
+    >>> y = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> (C.T @ y.ravel()).reshape(3, 3)
+    array([[ 2.,  5.,  2.],
+           [ 6., 14., 10.],
+           [ 0.,  9., 12.]])
+    """
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (2, 3):
+        raise SegeduInputError(
+            f"input_shape must be (H, W) or (C_in, H, W), the shape of one sample without the batch "
+            f"axis, but got {input_shape!r}."
+        )
+    shape = tuple(_check_int(s, "input_shape", 1) for s in input_shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    c_in, h, wd = shape
+
+    is_tensor = isinstance(weight, torch.Tensor)
+    w = weight.detach() if is_tensor else as_array(weight, "weight")
+    if w.ndim == 2:
+        w = w[None, None]
+    if w.ndim != 4:
+        raise SegeduInputError(
+            f"conv_matrix: weight must be one (kh, kw) kernel or a 4-D (C_out, C_in, kh, kw) weight, "
+            f"but got {w.ndim}-D with shape {tuple(w.shape)}."
+        )
+    if w.shape[1] != c_in:
+        raise SegeduInputError(
+            f"conv_matrix: input_shape {tuple(input_shape)} has C_in = {c_in} channels, but weight of "
+            f"shape {tuple(w.shape)}, read as (C_out, C_in, kh, kw), expects C_in = {w.shape[1]}."
+        )
+    device = w.device if is_tensor else None
+    if is_tensor:
+        w = w.cpu().numpy()
+    dtype = w.dtype if np.issubdtype(w.dtype, np.floating) else np.float64
+    c_out, _, kh, kw = w.shape
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    top, bottom, left, right = _conv_padding(padding, (kh, kw), (sh, sw), (dh, dw))
+    h_out = _conv_size(h, kh, sh, top + bottom, dh, "rows (H)")
+    w_out = _conv_size(wd, kw, sw, left + right, dw, "columns (W)")
+
+    C = np.zeros((c_out * h_out * w_out, c_in * h * wd), dtype=dtype)
+    r, c = np.meshgrid(np.arange(h_out), np.arange(w_out), indexing="ij")  # every output pixel
+    out_pixel = (r * w_out + c).ravel()
+    for o in range(c_out):
+        for i in range(c_in):
+            for u in range(kh):
+                for v in range(kw):
+                    # the input pixel under tap (u, v) for every output pixel (padding is zeros)
+                    rows = (r * sh - top + u * dh).ravel()
+                    cols = (c * sw - left + v * dw).ravel()
+                    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < wd)
+                    C[o * h_out * w_out + out_pixel[inside], i * h * wd + rows[inside] * wd + cols[inside]] += w[
+                        o, i, u, v
+                    ]
+    return torch.from_numpy(C).to(device) if is_tensor else C
