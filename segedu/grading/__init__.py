@@ -98,8 +98,13 @@ class Exercise:
         parts = [_describe_arg(a) for a in args] + [f"{k}={_describe_arg(v)}" for k, v in kwargs.items()]
         return f"{name}({', '.join(parts)}) [{case}]"
 
-    def check(self, name: str, student_function, *args, case: str, hidden: bool = False, **kwargs) -> None:
-        """Assert that ``student_function(*args, **kwargs)`` equals the reference's answer."""
+    def check(self, name: str, student_function, *args, case: str, hidden: bool = False,
+              reveal: bool | None = None, **kwargs) -> None:
+        """Assert that ``student_function(*args, **kwargs)`` equals the reference's answer.
+
+        ``reveal=False`` keeps the expected value out of the message of a visible test, for
+        answers worked out by hand, where the expected value is the answer itself.
+        """
         graded = self.spec.functions.get(name)
         if graded is None:
             raise KeyError(f"{self.assignment} grades no function called {name!r}.")
@@ -138,7 +143,8 @@ class Exercise:
             bound = inspect.signature(reference).bind(*args, **kwargs)
             bound.apply_defaults()
             options.update(_resolve(graded.extra)(**bound.arguments))
-        problems = self._compare(name, graded, got, expected, options, reveal=not hidden)
+        problems = self._compare(name, graded, got, expected, options,
+                                 reveal=(not hidden) if reveal is None else (reveal and not hidden))
         if problems:
             raise AssertionError("\n".join([f"{call} returned a wrong answer."] + problems))
 

@@ -63,6 +63,31 @@ def kmeans_from_init(img, k, init, max_iter=100):
 kmeans_from_init.__wrapped__ = "segedu.classical:kmeans_segment"
 
 
+def single_channel_conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):
+    """The exercise's single-channel ``conv_transpose2d`` (H×W in, numpy out) via ``segedu.conv``."""
+    import numpy as np
+
+    from segedu.conv import conv_transpose2d
+
+    x = np.asarray(x, dtype=np.float64)[None, None]
+    kernel = np.asarray(kernel, dtype=np.float64)[None, None]
+    return conv_transpose2d(x, kernel, stride=stride, padding=padding, output_padding=output_padding)[0, 0]
+
+
+single_channel_conv_transpose2d.__wrapped__ = "segedu.conv:conv_transpose2d"
+
+STRIDE2_INPUT = ((1.0, -1.0), (2.0, 3.0))
+STRIDE2_KERNEL = ((1.0, 0.0, 2.0), (0.0, 1.0, 0.0), (3.0, 0.0, 1.0))
+
+
+def stride2_example():
+    """The hand-worked example of exercise 04: STRIDE2_INPUT ⋆ᵀ STRIDE2_KERNEL, stride 2, no padding."""
+    return single_channel_conv_transpose2d(STRIDE2_INPUT, STRIDE2_KERNEL, stride=2)
+
+
+stride2_example.__wrapped__ = "segedu.conv:conv_transpose2d"
+
+
 EXERCISES = {
     spec.assignment: spec
     for spec in [
@@ -122,6 +147,18 @@ EXERCISES = {
             forbidden=("segedu.classical", "sklearn.cluster", "scipy.cluster", "scipy.ndimage",
                        "skimage.segmentation", "skimage.measure", "cv2"),
             allowed="Use numpy only (not sklearn.cluster, scipy, skimage.segmentation or segedu.classical).",
+        ),
+        ExerciseSpec(
+            assignment="04_transpose_convolution",
+            functions={
+                "conv_output_size": GradedFunction("segedu.conv:conv_output_size", compare="exact"),
+                "conv_transpose_output_size": GradedFunction("segedu.conv:conv_transpose_output_size",
+                                                             compare="exact"),
+                "conv_transpose2d": GradedFunction("segedu.grading.exercises:single_channel_conv_transpose2d"),
+                "stride2_example": GradedFunction("segedu.grading.exercises:stride2_example"),
+            },
+            forbidden=("segedu.conv", "torch", "scipy.signal", "scipy.ndimage"),
+            allowed="Use numpy only (not torch, scipy or segedu.conv).",
         ),
     ]
 }
