@@ -145,4 +145,129 @@ WRONG_ANSWERS = {
                                          "threshold = reference_threshold\n"},
                    must_lose=("test_threshold",)),
     ],
+    "02_edges": [
+        Submission("convolve_unflipped", "slides the kernel without flipping it (a cross-correlation)",
+                   (M("convolve2d", "flipped = kernel[::-1, ::-1]", "flipped = kernel"),),
+                   must_lose=("test_convolve_flips_the_kernel",)),
+        Submission("convolve_zero_padding", "pads with zeros instead of reflecting",
+                   (M("convolve2d", 'mode="symmetric"', 'mode="constant"'),),
+                   must_lose=("test_convolve_reflects_the_border",)),
+        Submission("convolve_reflect_without_edge", "numpy 'reflect' padding skips the edge pixel",
+                   (M("convolve2d", 'mode="symmetric"', 'mode="reflect"'),),
+                   must_lose=("test_convolve_reflects_the_border",)),
+        Submission("convolve_pad_off_by_one", "pads by the kernel size instead of half of it",
+                   (M("convolve2d", "a, b = kh // 2, kw // 2", "a, b = kh // 2 + 1, kw // 2 + 1"),),
+                   must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
+        Submission("sobel_swapped", "returns (gy, gx)",
+                   (M("sobel", "return gx, gy", "return gy, gx"),),
+                   must_lose=("test_sobel",)),
+        Submission("sobel_forgets_the_flip", "passes the correlation kernels straight to convolve2d",
+                   (M("sobel", "gx = convolve2d(img, sobel_x[::-1, ::-1])", "gx = convolve2d(img, sobel_x)"),),
+                   must_lose=("test_sobel",)),
+        Submission("magnitude_without_sqrt", "returns gx^2 + gy^2",
+                   (M("gradient_magnitude", "np.sqrt(gx ** 2 + gy ** 2)", "gx ** 2 + gy ** 2"),),
+                   must_lose=("test_gradient_magnitude",)),
+        Submission("nms_diagonals_swapped", "compares the wrong diagonal neighbours",
+                   (M("non_maximum_suppression", "45: ((-1, -1), (1, 1))", "45: ((-1, 1), (1, -1))"),
+                    M("non_maximum_suppression", "135: ((-1, 1), (1, -1))", "135: ((-1, -1), (1, 1))")),
+                   must_lose=("test_nms_diagonals",)),
+        Submission("nms_rows_and_columns_swapped", "compares up/down for a 0 degree gradient",
+                   (M("non_maximum_suppression", "0: ((0, -1), (0, 1))", "0: ((-1, 0), (1, 0))"),
+                    M("non_maximum_suppression", "90: ((-1, 0), (1, 0))", "90: ((0, -1), (0, 1))")),
+                   must_lose=("test_nms_horizontal_and_vertical",)),
+        Submission("nms_radians_as_degrees", "quantises the angle in radians",
+                   (M("non_maximum_suppression", "np.mod(np.degrees(direction), 180.0)", "np.mod(direction, 180.0)"),),
+                   must_lose=("test_nms_diagonals",)),
+        Submission("delegates_to_scipy_signal", "calls scipy.signal.convolve2d with symmetric boundaries",
+                   replace={"convolve2d": (
+                       "from scipy.signal import convolve2d as library_convolve\n\n"
+                       "def convolve2d(img, kernel):\n"
+                       "    return library_convolve(np.asarray(img, float), np.asarray(kernel, float), mode='same', boundary='symm')\n")},
+                   must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
+        Submission("delegates_to_ndimage_sobel", "calls scipy.ndimage.sobel",
+                   replace={"sobel": (
+                       "import scipy.ndimage as ndi\n\n"
+                       "def sobel(img):\n"
+                       "    img = np.asarray(img, dtype=float)\n"
+                       "    return ndi.sobel(img, axis=1), ndi.sobel(img, axis=0)\n")},
+                   must_lose=("test_sobel",)),
+    ],
+    "03_regions": [
+        Submission("region_mean_never_updated", "compares with the seed's intensity only",
+                   (M("region_grow", "abs(img[rr, cc] - total / count)", "abs(img[rr, cc] - img[seed])"),),
+                   must_lose=("test_region_grow_running_mean",)),
+        Submission("region_connectivity_ignored", "always uses 8 neighbours",
+                   (M("region_grow", "if connectivity == 4:", "if connectivity == 'four':"),),
+                   must_lose=("test_region_grow_connectivity",)),
+        Submission("region_depth_first", "a stack (depth-first) instead of a queue",
+                   (M("region_grow", "r, c = queue.popleft()", "r, c = queue.pop()"),),
+                   must_lose=("test_region_grow_running_mean",)),
+        Submission("kmeans_never_updates_centres", "assigns pixels to the initial centres only",
+                   (M("kmeans_segment", "        centres = np.array([pixels[labels == j].mean(axis=0) for j in range(k)])\n", ""),),
+                   must_lose=("test_kmeans_colour", "test_kmeans_grey")),
+        Submission("kmeans_unsorted", "forgets to number the clusters by brightness",
+                   (M("kmeans_segment", "order = np.argsort(centres.mean(axis=1), kind=\"stable\")",
+                      "order = np.arange(k)"),),
+                   must_lose=("test_kmeans_colour",)),
+        Submission("delegates_to_sklearn_kmeans", "calls sklearn's KMeans from the same centres",
+                   replace={"kmeans_segment": (
+                       "from sklearn.cluster import KMeans\n\n"
+                       "def kmeans_segment(img, k, init, max_iter=100):\n"
+                       "    img = np.asarray(img, dtype=float)\n"
+                       "    pixels = img.reshape(img.shape[0] * img.shape[1], -1)\n"
+                       "    model = KMeans(k, init=np.asarray(init, float).reshape(k, -1), n_init=1, max_iter=max_iter, tol=0).fit(pixels)\n"
+                       "    order = np.argsort(model.cluster_centers_.mean(axis=1))\n"
+                       "    rank = np.empty(k, dtype=int)\n"
+                       "    rank[order] = np.arange(k)\n"
+                       "    return rank[model.labels_].reshape(img.shape[:2]), model.cluster_centers_[order]\n")},
+                   must_lose=("test_kmeans_colour", "test_kmeans_grey")),
+        Submission("delegates_to_skimage_flood", "uses skimage.segmentation.flood",
+                   replace={"region_grow": (
+                       "from skimage.segmentation import flood\n\n"
+                       "def region_grow(img, seed, threshold, connectivity=4):\n"
+                       "    return flood(np.asarray(img, float), tuple(seed), tolerance=threshold, connectivity=1 if connectivity == 4 else 2)\n")},
+                   must_lose=("test_region_grow_running_mean", "test_region_grow_connectivity")),
+    ],
+    "04_transpose_convolution": [
+        Submission("conv_size_without_plus_one", "forgets the +1 of the first window",
+                   (M("conv_output_size", "// stride + 1", "// stride"),),
+                   must_lose=("test_conv_output_size",)),
+        Submission("conv_size_ignores_dilation", "uses k instead of the dilated kernel size",
+                   (M("conv_output_size", "dilation * (k - 1) - 1", "k"),),
+                   must_lose=("test_conv_output_size",)),
+        Submission("transpose_size_adds_padding", "adds 2p instead of subtracting it",
+                   (M("conv_transpose_output_size", "- 2 * padding", "+ 2 * padding"),),
+                   must_lose=("test_conv_transpose_output_size",)),
+        Submission("transpose_missing_overlap_sum", "overwrites instead of summing overlapping blocks",
+                   (M("conv_transpose2d", "+= x[i, j] * kernel", "= x[i, j] * kernel"),),
+                   must_lose=("test_conv_transpose_overlaps",)),
+        Submission("transpose_stride_on_kernel", "strides through the kernel instead of the placement",
+                   (M("conv_transpose2d",
+                      "canvas[i * stride:i * stride + kh, j * stride:j * stride + kw] += x[i, j] * kernel",
+                      "canvas[i:i + kh, j:j + kw] += x[i, j] * kernel"),),
+                   must_lose=("test_conv_transpose_stride",)),
+        Submission("transpose_pads_instead_of_cropping", "adds padding around the result",
+                   (M("conv_transpose2d", "return canvas[padding:full_h - padding, padding:full_w - padding]",
+                      "return np.pad(canvas, padding)"),),
+                   must_lose=("test_conv_transpose_padding",)),
+        Submission("transpose_ignores_output_padding", "never adds the output_padding rows and columns",
+                   (M("conv_transpose2d", "full_h = (h - 1) * stride + kh + output_padding",
+                      "full_h = (h - 1) * stride + kh"),
+                    M("conv_transpose2d", "full_w = (w - 1) * stride + kw + output_padding",
+                      "full_w = (w - 1) * stride + kw")),
+                   must_lose=("test_conv_transpose_output_padding",)),
+        Submission("stride2_forgot_an_overlap", "adds only one of two overlapping contributions",
+                   (M("stride2_example", "[5, 0, 5, 0, 5]", "[5, 0, 4, 0, 5]"),),
+                   must_lose=("test_stride2_example",)),
+        Submission("delegates_to_torch", "calls torch's conv_transpose2d under an alias",
+                   replace={"conv_transpose2d": (
+                       "import torch\nfrom torch.nn.functional import conv_transpose2d as library_transpose\n\n"
+                       "def conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):\n"
+                       "    x = torch.as_tensor(np.asarray(x, float))[None, None]\n"
+                       "    kernel = torch.as_tensor(np.asarray(kernel, float))[None, None]\n"
+                       "    return library_transpose(x, kernel, stride=stride, padding=padding,\n"
+                       "                             output_padding=output_padding)[0, 0].numpy()\n")},
+                   must_lose=("test_conv_transpose_overlaps", "test_conv_transpose_stride",
+                              "test_conv_transpose_padding", "test_conv_transpose_output_padding")),
+    ],
 }
