@@ -18,9 +18,20 @@ import importlib
 from .samples import SAMPLE_NAMES, SampleInfo, list_samples, load_sample, sample_info
 from .synthetic import SHAPE_CLASSES, sample_seed, shapes_dataset, shapes_sample
 
-# Names that live in modules importing torch: loaded on first access (PEP 562).
+# Names that live in modules importing torch (or pycocotools, PIL and, when used, fiftyone):
+# loaded on first access (PEP 562).
 _LAZY = {
     "ShapesDataset": "torch_datasets",
+    # COCO format: synthetic instances, readers, the real-COCO switch, FiftyOne
+    "COCO_CATEGORIES": "coco",
+    "CocoFormatError": "coco",
+    "RealCocoSwitchError": "coco",
+    "write_coco_instances": "coco",
+    "load_coco": "coco",
+    "semantic_label_map": "coco",
+    "load_real_coco_subset": "coco",
+    "fiftyone_dataset": "coco",
+    "fiftyone_environment": "coco",
 }
 
 __all__ = [
@@ -36,6 +47,16 @@ __all__ = [
     "list_samples",
     "load_sample",
     "sample_info",
+    # COCO-format instances (segedu.data.coco)
+    "COCO_CATEGORIES",
+    "CocoFormatError",
+    "RealCocoSwitchError",
+    "write_coco_instances",
+    "load_coco",
+    "semantic_label_map",
+    "load_real_coco_subset",
+    "fiftyone_dataset",
+    "fiftyone_environment",
 ]
 
 
