@@ -248,6 +248,57 @@ def student_stride2_example():
     return np.array([[1, 0, 1, 0, -2], [0, 1, 0, -1, 0], [5, 0, 5, 0, 5], [0, 2, 0, 3, 0], [6, 0, 11, 0, 3]])
 
 
+def _json_objects(coco):
+    return [a for a in coco.dataset["annotations"] if a["iscrowd"] == 0]
+
+
+def student_class_frequency(coco):
+    ids = sorted(c["id"] for c in coco.dataset["categories"])
+    return np.array([sum(a["category_id"] == c for a in _json_objects(coco)) for c in ids])
+
+
+def student_instances_per_image(coco):
+    ids = sorted(i["id"] for i in coco.dataset["images"])
+    return np.array([sum(a["image_id"] == i for a in _json_objects(coco)) for i in ids])
+
+
+def student_size_class_counts(coco):
+    areas = np.array([a["area"] for a in _json_objects(coco)])
+    return np.histogram(areas, bins=[0, 32 ** 2, 96 ** 2, np.inf])[0]
+
+
+def student_cooccurrence_matrix(coco):
+    ids = sorted(c["id"] for c in coco.dataset["categories"])
+    images = sorted(i["id"] for i in coco.dataset["images"])
+    present = np.zeros((len(images), len(ids)), int)
+    for a in _json_objects(coco):
+        present[images.index(a["image_id"]), ids.index(a["category_id"])] = 1
+    return present.T @ present
+
+
+def student_crowd_counts(coco):
+    ids = sorted(c["id"] for c in coco.dataset["categories"])
+    return np.array([sum(a["iscrowd"] == 1 and a["category_id"] == c for a in coco.dataset["annotations"]) for c in ids])
+
+
+def student_label_map(coco, image_id, size):
+    index = {c: k + 1 for k, c in enumerate(sorted(coco.getCatIds()))}
+    info = coco.imgs[image_id]
+    h, w = info["height"], info["width"]
+    labels = np.zeros((h, w), int)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+    crowd = np.zeros((h, w), bool)
+    for a in anns:
+        if a["iscrowd"]:
+            crowd |= coco.annToMask(a) > 0
+    labels[crowd] = 255
+    for a in sorted((a for a in anns if not a["iscrowd"]), key=lambda a: -a["area"]):
+        labels[coco.annToMask(a) > 0] = index[a["category_id"]]
+    rows = np.minimum(np.floor((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
+    cols = np.minimum(np.floor((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
+    return labels[np.ix_(rows, cols)]
+
+
 CORRECT = {
     ("00_tasks_and_metrics", "confusion_matrix"): student_confusion_matrix,
     ("00_tasks_and_metrics", "pixel_accuracy"): student_pixel_accuracy,
@@ -268,6 +319,12 @@ CORRECT = {
     ("04_transpose_convolution", "conv_transpose_output_size"): student_conv_transpose_output_size,
     ("04_transpose_convolution", "conv_transpose2d"): student_conv_transpose2d,
     ("04_transpose_convolution", "stride2_example"): student_stride2_example,
+    ("11_coco_eda", "class_frequency"): student_class_frequency,
+    ("11_coco_eda", "instances_per_image"): student_instances_per_image,
+    ("11_coco_eda", "size_class_counts"): student_size_class_counts,
+    ("11_coco_eda", "cooccurrence_matrix"): student_cooccurrence_matrix,
+    ("11_coco_eda", "crowd_counts"): student_crowd_counts,
+    ("11_coco_eda", "label_map"): student_label_map,
 }
 
 
@@ -375,6 +432,18 @@ def cases(ex: Exercise, name: str):
         ]
     if name == "stride2_example":
         return [((), {}, "by hand", False)]
+    if name in ("class_frequency", "instances_per_image", "size_class_counts", "cooccurrence_matrix",
+                "crowd_counts", "label_map"):
+        import tempfile
+        import warnings
+
+        from segedu.data import load_coco, write_coco_instances
+
+        warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
+        coco = load_coco(write_coco_instances(tempfile.mkdtemp(), n_images=6, seed=5, max_size=160))
+        if name == "label_map":
+            return [((coco, image_id, (40, 56)), {}, f"image {image_id}", False) for image_id in coco.getImgIds()]
+        return [((coco,), {}, "synthetic COCO", False)]
     raise AssertionError(f"no test inputs for {name}")
 
 

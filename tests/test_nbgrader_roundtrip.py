@@ -75,8 +75,8 @@ def test_every_assignment_has_wrong_answers():
 def test_solution_gets_full_marks(graded, assignment):
     _, scores = graded(assignment)
     solution = scores[SOLUTION]
-    assert solution.max_score > 0
-    assert solution.score == solution.max_score, f"lost: {solution.lost()}"
+    assert solution.auto_max > 0
+    assert solution.auto_score == solution.auto_max, f"lost: {solution.lost()}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -85,7 +85,7 @@ def test_untouched_release_gets_zero_without_crash(graded, assignment):
     untouched, solution = scores[UNTOUCHED], scores[SOLUTION]
     # a crashed kernel would leave no grades at all: every cell must have been graded
     assert set(untouched.cells) == set(solution.cells)
-    assert untouched.score == 0
+    assert untouched.auto_score == 0
     assert untouched.max_score == solution.max_score
 
 
@@ -101,12 +101,12 @@ def test_fixture_scores_as_intended(graded, assignment, submission):
     assert set(result.cells) == set(solution.cells), "a test cell went ungraded"
     assert result.max_score == solution.max_score
     if submission.full_marks:
-        assert result.score == result.max_score, f"{submission.why}: lost {result.lost()}"
+        assert result.auto_score == result.auto_max, f"{submission.why}: lost {result.lost()}"
         return
     lost = set(result.lost())
     missing = set(submission.must_lose) - lost
     assert not missing, f"{submission.why}: still got full points in {sorted(missing)}"
-    assert result.score < solution.score
+    assert result.auto_score < solution.auto_score
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -88,6 +88,20 @@ def stride2_example():
 stride2_example.__wrapped__ = "segedu.conv:conv_transpose2d"
 
 
+def coco_label_map(coco, image_id, size):
+    """The assignment's ``label_map``: ``segedu.data.semantic_label_map`` with every category."""
+    import warnings
+
+    from segedu.data.coco import semantic_label_map
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
+        return semantic_label_map(coco, image_id, size=size)
+
+
+coco_label_map.__wrapped__ = "segedu.data.coco:semantic_label_map"
+
+
 EXERCISES = {
     spec.assignment: spec
     for spec in [
@@ -159,6 +173,19 @@ EXERCISES = {
             },
             forbidden=("segedu.conv", "torch", "scipy.signal", "scipy.ndimage"),
             allowed="Use numpy only (not torch, scipy or segedu.conv).",
+        ),
+        ExerciseSpec(
+            assignment="11_coco_eda",
+            functions={
+                "class_frequency": GradedFunction("segedu.data.coco_stats:class_frequency", compare="exact"),
+                "instances_per_image": GradedFunction("segedu.data.coco_stats:instances_per_image", compare="exact"),
+                "size_class_counts": GradedFunction("segedu.data.coco_stats:size_class_counts", compare="exact"),
+                "cooccurrence_matrix": GradedFunction("segedu.data.coco_stats:cooccurrence_matrix", compare="exact"),
+                "crowd_counts": GradedFunction("segedu.data.coco_stats:crowd_counts", compare="exact"),
+                "label_map": GradedFunction("segedu.grading.exercises:coco_label_map", compare="exact"),
+            },
+            forbidden=("segedu.data.coco_stats", "segedu.data.coco"),
+            allowed="Use numpy and pycocotools only (not segedu.data.coco_stats or segedu.data.semantic_label_map).",
         ),
     ]
 }

@@ -92,10 +92,11 @@ class SelfCheck:
 
     @property
     def ok(self) -> bool:
+        # manually graded points (a written report) are outside the self-check
         return (
-            self.solution.max_score > 0
-            and self.solution.score == self.solution.max_score
-            and self.untouched.score == 0
+            self.solution.auto_max > 0
+            and self.solution.auto_score == self.solution.auto_max
+            and self.untouched.auto_score == 0
         )
 
 
@@ -139,7 +140,7 @@ def format_table(lectures: list[LectureRun], checks: list[SelfCheck]) -> str:
     units = sorted({unit_of(r.path) for r in lectures} | {unit_of(c.assignment) for c in checks})
     by_lecture = {unit_of(r.path): r for r in lectures}
     by_check = {unit_of(c.assignment): c for c in checks}
-    rows = [("unit", "lecture s", "exercise", "score/max", "untouched", "graded nb s")]
+    rows = [("unit", "lecture s", "exercise", "autograded score/max", "untouched", "graded nb s")]
     for unit in units:
         lecture = by_lecture.get(unit)
         check = by_check.get(unit)
@@ -147,8 +148,8 @@ def format_table(lectures: list[LectureRun], checks: list[SelfCheck]) -> str:
             unit,
             "-" if lecture is None else ("FAILED" if lecture.error else _verdict(lecture.seconds, LECTURE_BUDGET_S)),
             "-" if check is None else check.assignment,
-            "-" if check is None else f"{check.solution.score:g}/{check.solution.max_score:g}",
-            "-" if check is None else f"{check.untouched.score:g}",
+            "-" if check is None else f"{check.solution.auto_score:g}/{check.solution.auto_max:g}",
+            "-" if check is None else f"{check.untouched.auto_score:g}",
             "-" if check is None else _verdict(check.seconds, graded_budget_s(unit)),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -178,8 +179,8 @@ def course(root: Path, workdir: Path | None = None, run_lecture_notebooks: bool 
         print(format_table(lectures, checks))
         failures = [f"lecture {r.path.name}: {r.error}" for r in lectures if r.error]
         failures += [
-            f"{c.assignment}: solution {c.solution.score:g}/{c.solution.max_score:g} "
-            f"(lost {', '.join(c.solution.lost()) or '-'}), untouched {c.untouched.score:g}"
+            f"{c.assignment}: solution {c.solution.auto_score:g}/{c.solution.auto_max:g} "
+            f"(lost {', '.join(c.solution.lost()) or '-'}), untouched {c.untouched.auto_score:g}"
             for c in checks if not c.ok
         ]
         print(f"total {time.perf_counter() - start:.0f} s")

@@ -84,6 +84,11 @@ def sync(root: Path, check: bool = False) -> list[str]:
                 problems.append(f"{path.relative_to(root)}: a Colab badge points elsewhere than segedu/_course.py")
                 markdown.source = relinked
                 changed = True
+        for markdown in (c for c in notebook.cells if c.cell_type == "markdown"):
+            if markdown.source.startswith("<!-- genai-policy -->") and markdown.source != _course.genai_policy_markdown():
+                problems.append(f"{path.relative_to(root)}: the generative-AI policy differs from segedu/_course.py")
+                markdown.source = _course.genai_policy_markdown()
+                changed = True
         if changed and not check:
             nbformat.write(notebook, path)
     readme = root / "README.md"

@@ -28,10 +28,19 @@ class Scores:
     score: float
     max_score: float
     cells: dict = field(default_factory=dict)  # grade_id -> (score, max_score)
+    manual: frozenset = frozenset()            # grade ids graded by hand (e.g. a written report)
 
     def lost(self) -> list[str]:
-        """Grade ids of the cells that did not get full marks."""
-        return sorted(name for name, (got, best) in self.cells.items() if got < best)
+        """Grade ids of the autograded cells that did not get full marks."""
+        return sorted(name for name, (got, best) in self.cells.items() if got < best and name not in self.manual)
+
+    @property
+    def auto_score(self) -> float:
+        return sum(got for name, (got, _) in self.cells.items() if name not in self.manual)
+
+    @property
+    def auto_max(self) -> float:
+        return sum(best for name, (_, best) in self.cells.items() if name not in self.manual)
 
 
 def _nbgrader(args: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -109,7 +118,9 @@ class CourseCopy:
                 except MissingEntry:
                     continue
                 cells = {g.name: (float(g.score), float(g.max_score)) for g in submission.grades}
-                results[student_dir.name] = Scores(float(submission.score), float(submission.max_score), cells)
+                manual = frozenset(g.name for g in submission.grades if g.cell.cell_type == "markdown")
+                results[student_dir.name] = Scores(
+                    float(submission.score), float(submission.max_score), cells, manual)
         return results
 
     def feedback(self, assignment: str) -> Path:
