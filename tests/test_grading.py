@@ -299,6 +299,29 @@ def student_label_map(coco, image_id, size):
     return labels[np.ix_(rows, cols)]
 
 
+def student_linear_to_conv_weight(weight, in_channels, height, width):
+    import torch
+
+    weight = torch.as_tensor(weight)
+    return weight.unflatten(1, (in_channels, height, width))
+
+
+def student_bilinear_kernel(in_ch, out_ch, k):
+    import torch
+
+    f = np.ceil(k / 2)
+    c = f - 1 if k % 2 else f - 0.5
+    tent = 1 - np.abs(np.arange(k) - c) / f
+    weight = np.zeros((in_ch, out_ch, k, k), np.float32)
+    for i in range(min(in_ch, out_ch)):
+        weight[i, i] = np.outer(tent, tent)
+    return torch.from_numpy(weight)
+
+
+def student_fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    return upscore(score8 + upscore_pool4(score16 + upscore2(score32)))
+
+
 CORRECT = {
     ("00_tasks_and_metrics", "confusion_matrix"): student_confusion_matrix,
     ("00_tasks_and_metrics", "pixel_accuracy"): student_pixel_accuracy,
@@ -319,6 +342,9 @@ CORRECT = {
     ("04_transpose_convolution", "conv_transpose_output_size"): student_conv_transpose_output_size,
     ("04_transpose_convolution", "conv_transpose2d"): student_conv_transpose2d,
     ("04_transpose_convolution", "stride2_example"): student_stride2_example,
+    ("05_fcn", "linear_to_conv_weight"): student_linear_to_conv_weight,
+    ("05_fcn", "bilinear_kernel"): student_bilinear_kernel,
+    ("05_fcn", "fcn8s_fuse"): student_fcn8s_fuse,
     ("11_coco_eda", "class_frequency"): student_class_frequency,
     ("11_coco_eda", "instances_per_image"): student_instances_per_image,
     ("11_coco_eda", "size_class_counts"): student_size_class_counts,
@@ -432,6 +458,19 @@ def cases(ex: Exercise, name: str):
         ]
     if name == "stride2_example":
         return [((), {}, "by hand", False)]
+    if name in ("linear_to_conv_weight", "bilinear_kernel", "fcn8s_fuse"):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        if name == "linear_to_conv_weight":
+            return [((torch.randn(4, 2 * 3 * 5), 2, 3, 5), {}, "non-square", False)]
+        if name == "bilinear_kernel":
+            return [((2, 2, 4), {}, "even k", False), ((2, 3, 7), {}, "odd k", True)]
+        layers = [nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False) for _ in range(2)]
+        layers.append(nn.ConvTranspose2d(3, 3, 16, stride=8, padding=4, bias=False))
+        scores = (torch.randn(1, 3, 2, 3), torch.randn(1, 3, 4, 6), torch.randn(1, 3, 8, 12))
+        return [((*scores, *layers), {}, "3 classes", False)]
     if name in ("class_frequency", "instances_per_image", "size_class_counts", "cooccurrence_matrix",
                 "crowd_counts", "label_map"):
         import tempfile

@@ -102,6 +102,36 @@ def coco_label_map(coco, image_id, size):
 coco_label_map.__wrapped__ = "segedu.data.coco:semantic_label_map"
 
 
+def linear_weight_as_conv(weight, in_channels, height, width):
+    """Exercise 05: the kernel of ``segedu.models.linear_to_conv`` for a Linear layer with ``weight``."""
+    import torch
+    from torch import nn
+
+    from segedu.models.fcn import linear_to_conv
+
+    weight = torch.as_tensor(weight)
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    return linear_to_conv(linear, in_channels, (height, width)).weight.detach()
+
+
+linear_weight_as_conv.__wrapped__ = "segedu.models.fcn:linear_to_conv"
+
+
+def fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    """Exercise 05: ``segedu.models.FCN.fuse`` of an FCN-8s with the given upsampling layers."""
+    from types import SimpleNamespace
+
+    from segedu.models.fcn import FCN
+
+    layers = SimpleNamespace(variant="8s", upscore2=upscore2, upscore_pool4=upscore_pool4, upscore=upscore)
+    return FCN.fuse(layers, score32, score16, score8)
+
+
+fcn8s_fuse.__wrapped__ = "segedu.models.fcn:FCN"
+
+
 EXERCISES = {
     spec.assignment: spec
     for spec in [
@@ -173,6 +203,16 @@ EXERCISES = {
             },
             forbidden=("segedu.conv", "torch", "scipy.signal", "scipy.ndimage"),
             allowed="Use numpy only (not torch, scipy or segedu.conv).",
+        ),
+        ExerciseSpec(
+            assignment="05_fcn",
+            functions={
+                "linear_to_conv_weight": GradedFunction("segedu.grading.exercises:linear_weight_as_conv"),
+                "bilinear_kernel": GradedFunction("segedu.models.fcn:bilinear_kernel"),
+                "fcn8s_fuse": GradedFunction("segedu.grading.exercises:fcn8s_fuse"),
+            },
+            forbidden=("segedu.models", "torchvision.models"),
+            allowed="Use torch and numpy (not segedu.models or torchvision.models.segmentation).",
         ),
         ExerciseSpec(
             assignment="11_coco_eda",
