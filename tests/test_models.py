@@ -1,0 +1,309 @@
+"""segedu.models (FCN, blocks) and segedu.training: shapes, the bilinear kernel against
+F.interpolate, convolutionalisation, seeded training and evaluation against segedu.metrics.
+
+Models are built with small widths so that the whole file runs in a few seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from segedu import metrics
+from segedu._validation import SegeduInputError, SegeduTypeError
+from segedu.data import shapes_dataset
+from segedu.models import FCN, DoubleConv, VGGStage, bilinear_kernel, conv_bn_relu, fcn8s, fcn16s, fcn32s
+from segedu.models.fcn import linear_to_conv
+from segedu.training import as_dataset, evaluate, pick_device, set_seed, train_segmentation
+
+
+# --------------------------------------------------------------------------------------------------
+# blocks
+# --------------------------------------------------------------------------------------------------
+def test_blocks_shapes():
+    x = torch.rand(2, 3, 16, 20)
+    assert tuple(conv_bn_relu(3, 5)(x).shape) == (2, 5, 16, 20)
+    assert tuple(conv_bn_relu(3, 5, kernel_size=3, dilation=2)(x).shape) == (2, 5, 16, 20)
+    assert tuple(DoubleConv(3, 6)(x).shape) == (2, 6, 16, 20)
+    assert tuple(DoubleConv(3, 6, padding=0)(x).shape) == (2, 6, 12, 16)
+    assert tuple(VGGStage(3, 4, num_convs=3)(x).shape) == (2, 4, 8, 10)
+    convs = [m for m in VGGStage(3, 4, num_convs=3) if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3 and all(c.bias is None for c in convs)
+
+
+# --------------------------------------------------------------------------------------------------
+# bilinear_kernel
+# --------------------------------------------------------------------------------------------------
+def test_bilinear_kernel_values():
+    w = bilinear_kernel(1, 1, 4)
+    tent = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    torch.testing.assert_close(w[0, 0], torch.outer(tent, tent))
+    w = bilinear_kernel(1, 1, 3)  # odd: centre 1, factor 2
+    tent = torch.tensor([0.5, 1.0, 0.5])
+    torch.testing.assert_close(w[0, 0], torch.outer(tent, tent))
+
+
+@pytest.mark.parametrize("in_ch, out_ch, k", [(3, 3, 4), (2, 5, 16), (4, 1, 5), (1, 1, 1)])
+def test_bilinear_kernel_layout(in_ch, out_ch, k):
+    w = bilinear_kernel(in_ch, out_ch, k)
+    assert w.shape == (in_ch, out_ch, k, k) and w.dtype == torch.float32
+    for i in range(in_ch):
+        for j in range(out_ch):
+            if i == j:
+                assert torch.equal(w[i, j], w[0, 0]) and w[i, j].max() > 0
+                assert torch.equal(w[i, j], w[i, j].T) and torch.equal(w[i, j], w[i, j].flip(0))
+            else:
+                assert not w[i, j].any(), f"off-diagonal channel pair ({i}, {j}) must be zero"
+    assert bilinear_kernel(2, 2, 4, dtype=torch.float64).dtype == torch.float64
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_bilinear_kernel_upsamples_like_interpolate(factor):
+    torch.manual_seed(factor)
+    up = nn.ConvTranspose2d(3, 3, 2 * factor, stride=factor, padding=factor // 2, bias=False)
+    with torch.no_grad():
+        up.weight.copy_(bilinear_kernel(3, 3, 2 * factor))
+    x = torch.rand(2, 3, 5, 7)
+    got = up(x)
+    assert got.shape == (2, 3, 5 * factor, 7 * factor)
+    ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    b = factor // 2  # the zero padding affects only a border of factor/2 pixels
+    torch.testing.assert_close(got[..., b:-b, b:-b], ref[..., b:-b, b:-b], rtol=1e-5, atol=1e-6)
+    const = up(torch.full((1, 3, 4, 4), 2.5))
+    torch.testing.assert_close(const[..., b:-b, b:-b], torch.full_like(const[..., b:-b, b:-b], 2.5))
+
+
+def test_bilinear_kernel_errors():
+    with pytest.raises(SegeduInputError, match="k must be at least 1"):
+        bilinear_kernel(1, 1, 0)
+    with pytest.raises(SegeduTypeError, match="in_ch must be an int"):
+        bilinear_kernel(1.5, 1, 4)
+    with pytest.raises(SegeduTypeError, match="dtype must be a floating torch dtype"):
+        bilinear_kernel(1, 1, 4, dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# convolutionalisation
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_to_conv_identity(bias):
+    torch.manual_seed(0)
+    c, h, w, m = 4, 3, 5, 6
+    fc = nn.Linear(c * h * w, m, bias=bias)
+    conv = linear_to_conv(fc, c, (h, w))
+    assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (h, w) and (conv.bias is not None) == bias
+    x = torch.randn(2, c, h, w)
+    torch.testing.assert_close(conv(x).flatten(1), fc(x.flatten(1)), rtol=1e-5, atol=1e-5)
+    # On a larger input the convolution slides: each output position is the FC layer on a window.
+    big = torch.randn(1, c, h + 4, w + 2)
+    out = conv(big)
+    assert out.shape == (1, m, 5, 3)
+    for i, j in [(0, 0), (4, 2), (2, 1)]:
+        window = big[:, :, i : i + h, j : j + w]
+        torch.testing.assert_close(out[:, :, i, j], fc(window.flatten(1)), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_to_conv_square_and_errors():
+    fc = nn.Linear(2 * 3 * 3, 4)
+    assert linear_to_conv(fc, 2, 3).kernel_size == (3, 3)
+    with pytest.raises(SegeduInputError, match=re.escape("in_channels * h * w = 2 * 4 * 4 = 32")):
+        linear_to_conv(fc, 2, 4)
+    with pytest.raises(SegeduTypeError, match="must be an nn.Linear"):
+        linear_to_conv(nn.Conv2d(2, 4, 3), 2, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# FCN
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+@pytest.mark.parametrize("size", [(32, 32), (64, 96), (96, 64)])
+def test_fcn_output_shape(variant, size):
+    model = FCN(num_classes=3, variant=variant, width=4)
+    out = model(torch.rand(2, 3, *size))
+    assert out.shape == (2, 3, *size)
+    assert out.dtype == torch.float32
+
+
+def test_fcn_builders_and_options():
+    assert [f(5).variant for f in (fcn32s, fcn16s, fcn8s)] == ["32s", "16s", "8s"]
+    model = fcn8s(2, in_channels=1, width=2, convs=(1, 1, 2, 2, 3), head_channels=8)
+    assert model(torch.rand(1, 1, 64, 32)).shape == (1, 2, 64, 32)
+    assert model(torch.rand(1, 1, 64, 32, dtype=torch.float64).float()).shape == (1, 2, 64, 32)
+    assert not hasattr(fcn32s(3, width=2), "score_pool4")
+    assert not hasattr(fcn16s(3, width=2), "score_pool3")
+
+
+def test_fcn_initialisation():
+    set_seed(0)
+    m32 = fcn32s(3, width=4)
+    set_seed(0)
+    m8 = fcn8s(3, width=4)
+    # shared layers get the same initial weights (fair comparison); skip scores start at zero
+    for name, p in m32.named_parameters():
+        if not name.startswith("upscore"):
+            assert torch.equal(p, dict(m8.named_parameters())[name]), name
+    assert not m8.score_pool4.weight.any() and not m8.score_pool3.weight.any()
+    # final upsampling fixed to bilinear, the 2x ones learned from a bilinear start
+    assert not m8.upscore.weight.requires_grad and m8.upscore.kernel_size == (16, 16)
+    assert m32.upscore.kernel_size == (64, 64) and m32.upscore.stride == (32, 32)
+    assert m8.upscore2.weight.requires_grad and m8.upscore_pool4.weight.requires_grad
+    torch.testing.assert_close(m8.upscore2.weight.detach(), bilinear_kernel(3, 3, 4))
+    # the fixed, grouped final upsampling computes the same as the full diagonal bilinear weight
+    s = torch.randn(2, 3, 2, 3)
+    full = F.conv_transpose2d(s, bilinear_kernel(3, 3, 64), stride=32, padding=16)
+    torch.testing.assert_close(m32.upscore(s), full, rtol=1e-5, atol=1e-6)
+
+
+def test_fcn_fuse_matches_formula():
+    torch.manual_seed(0)
+    model = fcn8s(3, width=4)
+    s32, s16, s8 = torch.randn(1, 3, 2, 3), torch.randn(1, 3, 4, 6), torch.randn(1, 3, 8, 12)
+    expected = model.upscore(model.upscore_pool4(model.upscore2(s32) + s16) + s8)
+    torch.testing.assert_close(model.fuse(s32, s16, s8), expected)
+    assert model.fuse(s32, s16, s8).shape == (1, 3, 64, 96)
+    with pytest.raises(SegeduInputError, match="pass score8"):
+        model.fuse(s32, s16)
+    m16 = fcn16s(3, width=4)
+    torch.testing.assert_close(m16.fuse(s32, s16), m16.upscore(m16.upscore2(s32) + s16))
+    with pytest.raises(SegeduInputError, match="pass score16"):
+        m16.fuse(s32)
+    m32 = fcn32s(3, width=4)
+    torch.testing.assert_close(m32.fuse(s32), m32.upscore(s32))
+    # the encoder exposes pool3, pool4, pool5 at strides 8, 16, 32
+    feats = model.encode(torch.rand(1, 3, 64, 96))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(8, 12), (4, 6), (2, 3)]
+
+
+def test_fcn_error_messages():
+    model = fcn8s(4, width=2)
+    with pytest.raises(SegeduInputError, match=r"multiples of 32.*got 50×64.*Pad the image to 64×64"):
+        model(torch.rand(1, 3, 50, 64))
+    with pytest.raises(SegeduInputError, match=r"in_channels=3, but the input has 1 channels"):
+        model(torch.rand(1, 1, 64, 64))
+    with pytest.raises(SegeduInputError, match=r"channels-last.*permute\(0, 3, 1, 2\)"):
+        model(torch.rand(1, 64, 64, 3))
+    with pytest.raises(SegeduInputError, match=r"Add a batch axis"):
+        model(torch.rand(3, 64, 64))
+    with pytest.raises(SegeduTypeError, match="floating-point image"):
+        model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(SegeduInputError, match="variant must be one of '32s', '16s', '8s'"):
+        FCN(4, variant="4s")
+    with pytest.raises(SegeduInputError, match="num_classes must be at least 2"):
+        FCN(1)
+    with pytest.raises(SegeduInputError, match="convs must be an int or 5 ints"):
+        FCN(3, convs=(1, 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------
+def _tiny_data():
+    return shapes_dataset(12, size=(32, 32), num_classes=3, seed=5)
+
+
+def _train_once(seed):
+    set_seed(seed)
+    model = fcn8s(3, width=2)
+    history = train_segmentation(model, _tiny_data(), val_set=_tiny_data(), epochs=1, batch_size=4, lr=1e-2,
+                                 seed=seed, device="cpu", progress=False)
+    return model, history
+
+
+def test_training_is_deterministic(capsys):
+    model_a, hist_a = _train_once(0)
+    model_b, hist_b = _train_once(0)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "", "progress=False must print nothing"
+    assert hist_a["train_loss"] == hist_b["train_loss"]
+    assert hist_a["val_mean_iou"] == hist_b["val_mean_iou"]
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(a, b), name
+    _, hist_c = _train_once(1)
+    assert hist_c["train_loss"] != hist_a["train_loss"]
+    assert set(hist_a) == {"epoch", "train_loss", "seconds", "val_pixel_accuracy", "val_mean_accuracy",
+                           "val_mean_iou", "val_frequency_weighted_iou"}
+    assert hist_a["epoch"] == [1] and np.isfinite(hist_a["train_loss"][0])
+    assert not model_a.training  # left ready for prediction
+
+
+def test_training_progress_bar_and_ignore_index(capsys):
+    images, labels = _tiny_data()
+    labels = labels.copy()
+    labels[:, :4] = 255
+    set_seed(0)
+    model = fcn16s(3, width=2)
+    hist = train_segmentation(model, (images, labels), epochs=2, batch_size=6, device="cpu", ignore_index=255,
+                              progress=True)
+    assert len(hist["train_loss"]) == 2 and "val_mean_iou" not in hist
+    err = capsys.readouterr().err
+    assert "training" in err and "100%" in err  # the tqdm bar goes to stderr
+    scores = evaluate(model, (images, labels), num_classes=3, ignore_index=255, return_confusion=True)
+    assert scores["confusion_matrix"].sum() == labels.size - 12 * 4 * 32
+
+
+class _EchoModel(nn.Module):
+    """Predicts the class stored in channel 0 of the image: logits are one-hot."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return F.one_hot(x[:, 0].round().long(), self.num_classes).permute(0, 3, 1, 2).float() + self.dummy
+
+
+def test_evaluate_against_metrics_hand_case():
+    target = torch.tensor([[[0, 0], [1, 1]], [[2, 2], [0, 1]]])
+    pred = torch.tensor([[[0, 1], [1, 1]], [[2, 0], [0, 2]]])
+    images = pred[:, None].float().repeat(1, 3, 1, 1)
+    data = TensorDataset(images, target)
+    cm = np.array([[2, 1, 0], [0, 2, 1], [1, 0, 1]])  # by hand: rows target, columns prediction
+    np.testing.assert_array_equal(metrics.confusion_matrix(pred, target, 3), cm)
+    for batch_size in (1, 2):
+        scores = evaluate(_EchoModel(3), data, num_classes=3, batch_size=batch_size)
+        assert scores == {
+            "pixel_accuracy": metrics.pixel_accuracy(cm),
+            "mean_accuracy": metrics.mean_accuracy(cm),
+            "mean_iou": metrics.mean_iou(cm),
+            "frequency_weighted_iou": metrics.frequency_weighted_iou(cm),
+        }
+    assert scores["pixel_accuracy"] == pytest.approx(5 / 8)
+    assert scores["mean_iou"] == pytest.approx((2 / 4 + 2 / 4 + 1 / 3) / 3)
+    # num_classes defaults to the logits' channels; the model's mode is restored
+    model = _EchoModel(3).train()
+    assert evaluate(model, data)["mean_iou"] == scores["mean_iou"] and model.training
+
+
+def test_training_helpers():
+    assert isinstance(pick_device(), torch.device)
+    set_seed(7)
+    a = (torch.rand(3), np.random.rand(), __import__("random").random())
+    set_seed(7)
+    b = (torch.rand(3), np.random.rand(), __import__("random").random())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+    ds = as_dataset(shapes_dataset(2, size=(32, 32)))
+    assert ds[0][0].shape == (3, 32, 32) and ds[0][1].dtype == torch.int64
+    with pytest.raises(SegeduTypeError, match="torch Dataset or a pair"):
+        as_dataset("images")
+    with pytest.raises(SegeduInputError, match=r"returned shape \(2, 3, 16\) for labels of shape \(2, 4, 4\)"):
+        train_segmentation(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Flatten(2, 3)), (torch.rand(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)),
+                           epochs=1, device="cpu", progress=False)
+    with pytest.raises(SegeduInputError, match="no trainable parameters"):
+        train_segmentation(nn.Flatten(2, 3), _tiny_data(), device="cpu", progress=False)
+    with pytest.raises(SegeduInputError, match="lr must be greater than 0"):
+        train_segmentation(fcn8s(3, width=2), _tiny_data(), lr=0, progress=False)
+
+
+def test_import_segedu_stays_light():
+    code = "import segedu, sys; segedu.metrics; assert 'torch' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
