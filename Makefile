@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FIFTYONE_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: course test lab release check-release selfcheck links bench clean
+.PHONY: course test lab release check-release selfcheck links bench clean grade
 
 $(VENV)/.installed: pyproject.toml constraints-local.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ selfcheck: $(VENV)/.installed
 
 links: $(VENV)/.installed  ## rewrite Colab badges and setup cells from segedu/_course.py
 	$(PY) -m segedu.instructor links
+
+grade: $(VENV)/.installed  ## make grade ASSIGNMENT=01_thresholding SUBMISSIONS=canvas.zip OUT=../grading [ARGS="--jobs 4"]
+	$(PY) -m segedu.instructor grade $(ASSIGNMENT) "$(SUBMISSIONS)" --out "$(OUT)" $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache

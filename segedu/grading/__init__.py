@@ -145,6 +145,13 @@ class Exercise:
                 f"{self.spec.allowed} Answers that call the reference earn no points."
             )
 
+        tampered = _compare.numpy_tampered()
+        if tampered:
+            raise AssertionError(
+                f"numpy.{', numpy.'.join(tampered)} was replaced, so {name} cannot be graded: the checks were "
+                f"tampered with. Remove the code that assigns to numpy functions."
+            )
+
         reference = self.reference(name)
         expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
         options = dict(graded.options)

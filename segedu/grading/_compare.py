@@ -12,6 +12,19 @@ import numbers
 import numpy as np
 
 
+# The numpy functions the comparators rely on, as they were at import. A student's cell shares this
+# numpy module, so it could replace np.isclose and make any answer pass: check() refuses to compare
+# when one of them is no longer the original.
+_NUMPY_ORIGINALS = {name: getattr(np, name) for name in (
+    "asarray", "isclose", "allclose", "array_equal", "isin", "unique", "argwhere", "issubdtype",
+    "printoptions", "equal", "not_equal", "any", "all", "sum")}
+
+
+def numpy_tampered() -> list[str]:
+    """Names of numpy functions used by the comparators that have been replaced since import."""
+    return sorted(name for name, original in _NUMPY_ORIGINALS.items() if getattr(np, name, None) is not original)
+
+
 class NotNumeric(Exception):
     """The student returned something that cannot be compared as numbers."""
 

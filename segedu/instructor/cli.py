@@ -35,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("selfcheck", help="autograde each solution and untouched release")
     links = commands.add_parser("links", help="rewrite Colab badges and setup cells from segedu/_course.py")
     links.add_argument("--check", action="store_true", help="only report differences")
+    grade = commands.add_parser("grade", help="autograde an LMS download: feedback, grades.csv, Canvas import")
+    grade.add_argument("assignment", help="assignment id, e.g. 01_thresholding")
+    grade.add_argument("submissions", help="the LMS zip, or a folder of notebooks")
+    grade.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, work files)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="students graded in parallel")
+    grade.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: the course's 30)")
+    grade.add_argument("--memory-mb", type=int, default=4096, help="memory limit of a kernel (MB)")
+    grade.add_argument("--lms-gradebook", help="Canvas gradebook export to fill (writes canvas_import.csv)")
+    grade.add_argument("--lms-column", help="the assignment's column in that export (default: guessed)")
+    grade.add_argument("--no-isolation", action="store_true", help="run kernels without the sandbox")
     lab = commands.add_parser("lab", help="open JupyterLab on the course")
     lab.add_argument("extra", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -68,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         checks = [self_check(root, _workdir(root, f"selfcheck-{a}"), a) for a in assignment_ids(root)]
         print(format_table([], checks))
         return 0 if all(c.ok for c in checks) else 1
+    if args.command == "grade":
+        from .grade import grade as grade_run
+
+        grade_run(root, args.assignment, Path(args.submissions), Path(args.out), jobs=args.jobs,
+                            timeout=args.timeout, memory_mb=args.memory_mb, lms_gradebook=args.lms_gradebook,
+                            lms_column=args.lms_column, isolate=not args.no_isolation)
+        return 0
     if args.command == "links":
         from .links import sync
 
