@@ -95,3 +95,15 @@ def test_make_course_main_job(tmp_path, capsys):
         row = next(line for line in table.splitlines() if line.startswith(assignment[:2] + " "))
         assert assignment in row and "FAILED" not in row
     assert stale_releases(course_copy, tmp_path / "again") == []
+
+
+def test_generative_ai_policy_is_an_instructor_switch(tmp_path, monkeypatch):
+    course_copy = copy_course(tmp_path / "course")
+    policy_cells = lambda: [c.source for p in links.notebook_paths(course_copy)  # noqa: E731
+                            for c in nbformat.read(p, as_version=4).cells
+                            if c.cell_type == "markdown" and c.source.startswith("<!-- genai-policy -->")]
+    assert policy_cells(), "the assignment states its generative-AI policy"
+    monkeypatch.setattr("segedu._course.GENAI_POLICY", "forbidden")
+    links.sync(course_copy)
+    assert all("earns zero marks" in text for text in policy_cells())
+

@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 import zipfile
@@ -220,7 +219,6 @@ def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
     Drops outputs and foreign metadata (Colab), puts the release's kernelspec, and gives cells without
     nbgrader metadata the release's (matched by content, then by position) so that answers still grade.
     """
-    import nbformat
 
     statuses, notes = [], []
     notebook = copy.deepcopy(notebook)
