@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("classical", "conv", "data", "grading", "instance", "losses", "metrics", "models", "viz")
+_SUBMODULES = ("classical", "conv", "data", "grading", "instance", "losses", "metrics", "models", "training", "viz")
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 

@@ -25,6 +25,15 @@ from segedu.models.fcn import linear_to_conv
 from segedu.training import as_dataset, evaluate, pick_device, set_seed, train_segmentation
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: one thread is as fast, and is immune to oversubscription on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------------------------------
 # blocks
 # --------------------------------------------------------------------------------------------------
