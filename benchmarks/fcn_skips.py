@@ -1,6 +1,6 @@
 """FCN-32s vs FCN-16s vs FCN-8s on the synthetic shapes, over three seeds.
 
-Lecture 05 claims (after Long et al. 2015, table 3) that fusing finer layers improves the
+Lecture 05 claims (after Long et al. 2015, the FCN-32s/16s/8s comparison) that fusing finer layers improves the
 segmentation: FCN-8s > FCN-16s > FCN-32s in mean IoU. This script checks that the claim holds for
 the lecture's CPU-sized configuration, for every seed, by a margin, and times each training run.
 

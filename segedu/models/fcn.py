@@ -44,7 +44,8 @@ Differences from the paper, on purpose
   applied to each class separately, ``groups=K``, which computes the same as the diagonal
   :func:`bilinear_kernel` weight at a K-th of the cost).
 - The skip score layers start at zero (as in the paper), so an untrained FCN-16s or FCN-8s
-  computes the same function as the FCN-32s it contains.
+  predicts from the stride-32 scores alone (upsampled in 2× steps, which is close to, but not
+  exactly, one 32× bilinear upsampling).
 
 References
 ----------
