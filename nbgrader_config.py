@@ -16,13 +16,24 @@ c.Execute.timeout = 30
 # A kernel that stops answering must not hang the whole grading run.
 c.Execute.interrupt_on_timeout = True
 
+# The verdict is computed outside the student's kernel (segedu/instructor/verdict.py): TrustedRun
+# replaces each test cell by a call that only saves what the student's functions return on the
+# plan's inputs; TrustedVerdict compares in this process and writes every test cell's outputs.
+c.Autograde.autograde_preprocessors = [
+    "segedu.instructor.verdict.TrustedRun",
+    "nbgrader.preprocessors.Execute",
+    "segedu.instructor.verdict.TrustedVerdict",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # A test cell deleted by a student is put back from the release and graded (not silently skipped).
 c.OverwriteCells.add_missing_cells = True
 
-# Harmless stderr (Python warnings, tqdm bars) must not zero a correct test cell: nbgrader marks a
-# cell wrong whenever stderr is non-empty. Errors are 'error' outputs, not stderr, so they still count.
-c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"(?:\w*Warning:|warnings\.warn\(|\d+%\|[^\n]*\||\bit/s\]|\bs/it\])"
+# stderr in a test cell (warnings, tqdm bars) cannot zero it: TrustedVerdict writes test cells' outputs.
 
 # Feedback must not reveal hidden tests: shorten the tracebacks of hidden-test cells, then drop the
 # hidden regions from their source.

@@ -1,0 +1,243 @@
+"""The trusted half of a grading run: which cases each test cell checks, and the verdict.
+
+A test cell of a graded notebook reads as a student would run it (``ex.check(...)`` compares with
+the reference right there, with hints). In a grading run the same cells are not trusted to compare:
+the student's kernel could patch anything it shares with them. Instead
+
+1. :func:`build_plan` executes the instructor's test cells *here*, outside every student kernel,
+   with a recorder in place of each student function. Every ``ex.check`` call becomes a
+   :class:`Case`: its inputs (drawn from the term's grading seed), the reference's answer and the
+   comparator's options. The plan is built once per grading run.
+2. The kernel only calls the student's functions on those inputs and saves the results as data
+   (``segedu_kernel_runner``).
+3. :func:`judge` compares the saved results with the plan's answers and writes the message the
+   student sees, the same message ``ex.check`` would give.
+
+Nothing here imports or executes anything a student wrote.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import copy
+import hashlib
+import inspect
+import io
+import shutil
+import tempfile
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import Exercise, _plain, _resolve
+from .exercises import EXERCISES
+
+
+class PlanError(RuntimeError):
+    """A test cell that cannot be planned (an authoring error in the course, not a student's)."""
+
+
+@dataclass
+class Case:
+    function: str        # the student's function, by the name the notebook defines
+    graded: str          # the graded function in the exercise's registry
+    args: tuple
+    kwargs: dict
+    case: str
+    hidden: bool
+    reveal: bool
+    call: str            # how the message names the call
+    expected: object = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    assignment: str
+    seed: int
+    cells: dict          # grade_id -> list[Case]
+    fingerprint: str = ""
+
+
+class StudentFunction:
+    """Stands in for a student's function while the instructor's test cells are planned."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise PlanError(f"a test cell calls {self.name} directly; test cells must go through ex.check")
+
+    def __repr__(self) -> str:
+        return f"<student's {self.name}>"
+
+
+class _Recorder(Exercise):
+    """``exercise(...)`` while planning: every ``check`` is recorded and answered by the reference."""
+
+    def __init__(self, spec, seed: int, cases: list):
+        super().__init__(spec)
+        self._seed, self._cases = seed, cases
+
+    def rng(self, case: str):
+        import zlib
+
+        import numpy as np
+
+        key = [self._seed, zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
+        return np.random.default_rng(key)
+
+    def check(self, name, student_function, *args, case: str, hidden: bool = False, reveal=None, **kwargs):
+        graded = self.spec.functions.get(name)
+        if graded is None:
+            raise PlanError(f"{self.assignment} grades no function called {name!r}.")
+        if not isinstance(student_function, StudentFunction):
+            raise PlanError(f"ex.check({name!r}, ...) must receive the student's function by its name.")
+        reference = self.reference(name)
+        expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+        options = dict(graded.options)
+        if graded.extra is not None:
+            bound = inspect.signature(reference).bind(*args, **kwargs)
+            bound.apply_defaults()
+            options.update(_resolve(graded.extra)(**bound.arguments))
+        self._cases.append(Case(
+            function=student_function.name, graded=name, args=copy.deepcopy(args), kwargs=copy.deepcopy(kwargs),
+            case=case, hidden=hidden, reveal=(not hidden) if reveal is None else bool(reveal and not hidden),
+            call=self._call_text(name, args, kwargs, case, hidden), expected=expected, options=options))
+
+
+def _meta(cell) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _defined_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def test_cells(notebook) -> list:
+    """The autograded test cells of a source notebook, in order."""
+    return [c for c in notebook.cells if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")]
+
+
+def fingerprint(notebook, assignment: str, seed: int) -> str:
+    """What a plan depends on: the notebook's cells, the seed and the grading code."""
+    digest = hashlib.sha256(f"{assignment}\n{seed}\n".encode())
+    for cell in notebook.cells:
+        digest.update(cell.cell_type.encode() + cell.source.encode() + b"\0")
+    digest.update(package_fingerprint().encode())
+    return digest.hexdigest()
+
+
+def package_fingerprint() -> str:
+    """A hash of segedu's own code: references and comparators change what a plan holds."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_plan(notebook, assignment: str, seed: int) -> Plan:
+    """Run the instructor's test cells with recorders; returns every case with its answer."""
+    if assignment not in EXERCISES:
+        raise PlanError(f"No graded exercise is called {assignment!r}.")
+    spec = EXERCISES[assignment]
+    scratch = tempfile.mkdtemp(prefix="segedu-plan-")
+    namespace = {"__name__": "__main__"}
+    cells: dict[str, list[Case]] = {}
+    current: list = []
+
+    def exercise(name: str):
+        if name != assignment:
+            raise PlanError(f"a test cell of {assignment} asks for exercise({name!r})")
+        return _Recorder(spec, seed, current)
+
+    grading_module = types.SimpleNamespace(exercise=exercise)
+    real_import = builtins.__import__
+
+    def importer(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "segedu.grading" and fromlist:
+            return grading_module
+        return real_import(name, globals, locals, fromlist, level)
+
+    namespace["__builtins__"] = {**vars(builtins), "__import__": importer}
+    previous_tempdir = tempfile.tempdir
+    tempfile.tempdir = scratch   # test cells write small datasets to mkdtemp(); keep them in our folder
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for cell in notebook.cells:
+                if cell.cell_type != "code":
+                    continue
+                meta = _meta(cell)
+                if meta.get("solution"):
+                    for name in _defined_names(cell.source):
+                        namespace[name] = StudentFunction(name)
+                elif meta.get("grade"):
+                    current.clear()
+                    try:
+                        exec(compile(cell.source, f"<test cell {meta['grade_id']}>", "exec"), namespace)
+                    except PlanError:
+                        raise
+                    except Exception as error:
+                        raise PlanError(f"test cell {meta['grade_id']} of {assignment} failed while planning: "
+                                        f"{type(error).__name__}: {error}") from error
+                    if not current:
+                        raise PlanError(f"test cell {meta['grade_id']} of {assignment} checks nothing")
+                    cells[meta["grade_id"]] = list(current)
+                elif "google.colab" not in cell.source:
+                    exec(compile(cell.source, "<setup cell>", "exec"), namespace)
+    finally:
+        tempfile.tempdir = previous_tempdir
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Plan(assignment, seed, cells, fingerprint(notebook, assignment, seed))
+
+
+# ----------------------------------------------------------------------------- the verdict
+
+MISSING = object()
+
+
+def _not_implemented(name: str) -> str:
+    return (f"{name} is not implemented yet: it raised NotImplementedError. "
+            f"Replace the `raise NotImplementedError()` line with your code.")
+
+
+def judge_case(assignment: str, case: Case, result) -> list[str]:
+    """The problems of one result (empty when right). ``result`` is a decoded value or ``MISSING``."""
+    name = case.graded
+    if result is MISSING:
+        return [f"{case.call}: no result was saved, so this check failed. The cell stopped before it "
+                f"(an error outside your function, the time limit, or {case.function} is not defined)."]
+    if isinstance(result, dict) and result.get("t") == "error":
+        if result.get("type") == "NotImplementedError":
+            return [_not_implemented(name)]
+        if result.get("type") == "NameError" and case.function in str(result.get("message", "")):
+            return [f"{case.function} is not defined: run the cell that defines it."]
+        return [f"{case.call} raised {result.get('type')}: {result.get('message')}"]
+    if isinstance(result, dict) and result.get("t") == "unsupported":
+        return [f"{case.call} returned a {result.get('type')}; expected a number or a numpy array."]
+    graded = EXERCISES[assignment].functions[name]
+    problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal)
+    return [f"{case.call} returned a wrong answer."] + problems if problems else []
+
+
+def judge(assignment: str, cases: list, results: list) -> str | None:
+    """``None`` when every case is right, else the message of the first that is not."""
+    for case, result in zip(cases, results):
+        problems = judge_case(assignment, case, result)
+        if problems:
+            return "\n".join(problems)
+    return None
