@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--memory-mb", type=int, default=4096, help="memory limit of a kernel (MB)")
     grade.add_argument("--lms-gradebook", help="Canvas gradebook export to fill (writes canvas_import.csv)")
     grade.add_argument("--lms-column", help="the assignment's column in that export (default: guessed)")
-    grade.add_argument("--no-isolation", action="store_true", help="run kernels without the sandbox")
+    grade.add_argument("--no-isolation", action="store_true",
+                       help="run kernels without the sandbox (every row is then flagged for review)")
+    grade.add_argument("--seed", default=None,
+                       help="the term's private grading seed (default: $SEGEDU_GRADING_SEED; required)")
     lab = commands.add_parser("lab", help="open JupyterLab on the course")
     lab.add_argument("extra", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         grade_run(root, args.assignment, Path(args.submissions), Path(args.out), jobs=args.jobs,
                             timeout=args.timeout, memory_mb=args.memory_mb, lms_gradebook=args.lms_gradebook,
-                            lms_column=args.lms_column, isolate=not args.no_isolation)
+                            lms_column=args.lms_column, isolate=not args.no_isolation, seed=args.seed)
         return 0
     if args.command == "links":
         from .links import sync

@@ -3,17 +3,24 @@
 Pipeline (all work happens under ``<OUT>``; the repository's folders are never written):
 
 1. ``<OUT>/.work/course``: a :class:`~.nbgrader_run.CourseCopy` where ``nbgrader generate_assignment``
-   makes the release and a gradebook that knows the assignment (once).
+   makes the release and a gradebook that knows the assignment (once). The grading plan (every case
+   of every test cell, drawn from the term's private seed, with the reference's answers; see
+   :mod:`segedu.grading.plan`) is computed once, here, and pickled under ``<OUT>/.work/plans``.
 2. Every file of the download is collected (Canvas names ``lastfirst[_late]_userid_attachid_name[-N].ipynb``;
-   renamed notebooks are collected too), read leniently and normalised: Colab exports get their
-   nbgrader cell metadata back by matching cells to the release, outputs are dropped.
-3. Each student is graded on their own in ``<OUT>/.work/students/<id>``: a copy of the gradebook,
-   the one submission, no ``solutions/``, and a kernel in the sandbox of :mod:`.sandbox`. The real
-   ``nbgrader autograde`` and ``nbgrader generate_feedback`` run there, in parallel over students.
-   A watchdog kills a kernel over the memory limit, and a wall-clock limit stops a stuck run.
-4. Scores are read from each gradebook, checked (test cells that printed nothing, tampering,
-   restored cells), cached in ``result.json`` (re-runs reuse them), and merged into
-   ``<OUT>/grades.csv`` and ``<OUT>/feedback/``.
+   one folder per student; renamed notebooks too), read leniently and normalised: Colab exports get
+   their nbgrader cell metadata back by matching cells to the release, outputs are dropped. A file
+   that cannot be read costs only its own row.
+3. Each student is graded on their own in ``<OUT>/.work/students/<id>``: a copy of the gradebook, the
+   one submission, no ``solutions/``. The real ``nbgrader autograde`` runs there (never importing from
+   that folder), and starts the kernel in the bubblewrap sandbox of :mod:`.sandbox`, as its own
+   unprivileged uid, seeing only read-only system folders and an exchange folder in ``/tmp``. The
+   kernel only runs the student's functions; the verdict is computed and written into the test cells
+   by nbgrader's process (:mod:`.verdict`). A watchdog kills a kernel whose process tree passes the
+   memory limit or writes too much, and a wall-clock limit stops a stuck run.
+4. Scores are read from each gradebook, cached in ``result.json`` under a key of everything they
+   depend on (submission, release, package code, plan, settings), and merged into
+   ``<OUT>/grades.csv`` and ``<OUT>/feedback/``. Rows that need a person's review stay blank in the
+   Canvas import file.
 """
 
 from __future__ import annotations
@@ -41,26 +48,10 @@ from .nbgrader_run import CourseCopy, Scores
 from .notebooks import notebook_environment
 
 OK = "ok"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CANVAS_NAME = re.compile(
     r"^(?P<name>[^_]+)(?P<late>_late)?_(?P<userid>\d+)_(?P<attach>\d+)_(?P<file>.+?)(?:-(?P<n>\d+))?\.ipynb$",
     re.I)
-# Student code that may subvert the checks; a hit does not cost points but asks for a person's review.
-SUSPICIOUS = {
-    "input_transformers": "IPython input transformers",
-    "ast_transformers": "IPython AST transformers",
-    "events.register": "IPython event hooks",
-    "setprofile": "sys.setprofile",
-    "settrace": "sys.settrace",
-    "builtins": "patching builtins",
-    "segedu.grading": "touches segedu.grading",
-    "_compare": "touches the comparators",
-    "os._exit": "os._exit",
-    "solutions": "mentions solutions/",
-    "gradebook": "mentions the gradebook",
-    "__eq__": "defines __eq__",
-}
-NUMPY_PATCH = re.compile(r"^\s*(?:np|numpy)(?:\.\w+)+\s*=", re.M)
 
 
 @dataclass
@@ -111,9 +102,10 @@ def _entries(submissions: Path):
             for info in archive.infolist():
                 if info.is_dir():
                     continue
-                name = info.filename.rsplit("/", 1)[-1]
-                if name.lower().endswith(".ipynb") and not name.startswith("."):
-                    yield name, archive.read(info)
+                folder, _, name = info.filename.rpartition("/")
+                parent = folder.rstrip("/").split("/")[-1] if folder else None
+                if name.lower().endswith(".ipynb") and not name.startswith(".") and "__MACOSX" not in folder:
+                    yield name, archive.read(info), parent
         return
     if not submissions.is_dir():
         raise SystemExit(f"{submissions} is neither a zip file nor a folder.")
@@ -171,7 +163,8 @@ class Unreadable(Exception):
 
 
 def _nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader") or {}
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_submission(data: bytes):
@@ -185,7 +178,10 @@ def read_submission(data: bytes):
     try:
         raw = json.loads(text)
     except ValueError as error:
-        raise Unreadable(f"malformed notebook: not valid JSON ({error.msg} at line {error.lineno})") from None
+        where = f" ({error.msg} at line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise Unreadable(f"malformed notebook: not valid JSON{where}") from None
+    except RecursionError:
+        raise Unreadable("malformed notebook: nested too deeply") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise Unreadable("malformed notebook: no nbformat version")
     if raw["nbformat"] not in (3, 4):
@@ -196,14 +192,32 @@ def read_submission(data: bytes):
         raise Unreadable(f"wrong nbformat: cannot convert ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(notebook.get("cells"), list):
         raise Unreadable("malformed notebook: no cells")
+    if not isinstance(notebook.get("metadata"), dict):
+        notebook["metadata"] = nbformat.NotebookNode()
     for cell in notebook.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             raise Unreadable("malformed notebook: a cell of unknown type")
-        if isinstance(cell.get("source"), list):
+        if isinstance(cell.get("source"), list) and all(isinstance(line, str) for line in cell["source"]):
             cell["source"] = "".join(cell["source"])
         if not isinstance(cell.get("source"), str):
             raise Unreadable("malformed notebook: a cell without source")
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = nbformat.NotebookNode()
+        meta = cell.metadata.get("nbgrader")
+        if meta is not None and not _valid_nbgrader_meta(meta):
+            del cell.metadata["nbgrader"]   # restored from the release by matching, like a Colab export
     return notebook
+
+
+def _valid_nbgrader_meta(meta) -> bool:
+    if not isinstance(meta, dict):
+        return False
+    grade_id = meta.get("grade_id")
+    if grade_id is not None and not (isinstance(grade_id, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,80}", grade_id)):
+        return False
+    flags_ok = all(isinstance(meta.get(k, False), bool) for k in ("grade", "solution", "locked", "task"))
+    points = meta.get("points", 0)
+    return flags_ok and isinstance(points, (int, float)) and not isinstance(points, bool)
 
 
 def _first_line(source: str) -> str:
@@ -281,15 +295,11 @@ def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
     return notebook, statuses, notes
 
 
-def prescan(notebook, release) -> list[str]:
-    """Patterns in the student's own code that could subvert grading (asks for review, costs nothing)."""
-    release_sources = {c.source.strip() for c in release.cells if _nbgrader_meta(c).get("locked")}
-    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code"
-                     and c.source.strip() not in release_sources and not _nbgrader_meta(c).get("locked"))
-    hits = [words for needle, words in SUSPICIOUS.items() if needle in code]
-    if NUMPY_PATCH.search(code):
-        hits.append("assigns to numpy attributes")
-    return hits
+def prescan(notebook, assignment: str) -> list[str]:
+    """What a person should look at before the grade counts (costs no points by itself)."""
+    from .similarity import close_to_reference
+
+    return [f"close to the reference {name}" for name in close_to_reference(notebook, assignment)]
 
 
 # ----------------------------------------------------------------------------- grading one student
@@ -301,10 +311,13 @@ class Settings:
     timeout: int
     memory_mb: int
     mechanism: str
-    hide: list
     course: Path            # the master course copy (release, gradebook)
     out: Path
-    seed: str = ""
+    seed: int
+    plan_path: Path
+    plan_fingerprint: str
+    hide_modules: tuple = ()
+    scratch_mb: int = 512   # what a kernel may write into its exchange folder
 
 
 def _read_scores(db: Path, assignment: str, notebook_id: str, student: str) -> Scores | None:
@@ -327,90 +340,84 @@ def _max_score(db: Path, assignment: str) -> float:
         return float(gradebook.find_assignment(assignment).max_score)
 
 
-def _run_watched(args, cwd: Path, env: dict, wall: float, memory: int) -> tuple[int, str, str]:
-    """Run nbgrader; kill kernels above ``memory`` bytes and everything after ``wall`` seconds.
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
 
-    Returns (return code, log, what the watchdog did: "" / "memory" / "timeout").
+
+def _run_watched(args, cwd: Path, env: dict, wall: float, memory: int, scratch: Path | None = None,
+                 scratch_bytes: int = 0) -> tuple[int, str, str]:
+    """Run nbgrader; kill the kernel's whole process tree above ``memory`` bytes (summed), or when it
+    writes more than ``scratch_bytes`` into ``scratch``, and everything after ``wall`` seconds.
+
+    Returns (return code, log, what the watchdog did: "" / "memory" / "disk" / "timeout").
     """
     log_path = cwd / "nbgrader.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
+        # -P: nbgrader's interpreter never imports from its working folder
+        process = subprocess.Popen([sys.executable, "-P", "-m", "nbgrader", *args], cwd=cwd, env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        action = ""
-        start = time.monotonic()
+        action, start, tick = "", time.monotonic(), 0
         while process.poll() is None:
             if time.monotonic() - start > wall:
                 action = "timeout"
                 _kill_group(process)
                 break
-            for pid in sandbox.descendants(process.pid):
-                if sandbox.rss_bytes(pid) > memory:
-                    action = "memory"
+            kernels = sandbox.descendants(process.pid)
+            over_disk = scratch is not None and tick % 5 == 0 and _folder_bytes(scratch) > scratch_bytes
+            if kernels and (over_disk or sum(sandbox.rss_bytes(pid) for pid in kernels) > memory):
+                action = action or ("disk" if over_disk else "memory")
+                for pid in kernels:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except OSError:
                         pass
+            tick += 1
             time.sleep(0.1)
         process.wait()
     return process.returncode, log_path.read_text(errors="replace"), action
 
 
 def _kill_group(process) -> None:
+    for pid in sandbox.descendants(process.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except OSError:
         process.kill()
 
 
-def _outputs_text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
-        elif output.get("output_type") == "error":
-            parts.append(f"{output.get('ename')}: {output.get('evalue')}")
-        elif "data" in output:
-            parts.append(str(output["data"].get("text/plain", "")))
-    return "\n".join(parts)
-
-
-def _check_autograded(path: Path, scores: Scores, release) -> tuple[list[str], set]:
-    """Statuses from the executed notebook, and grade ids whose points must be withdrawn."""
+def _timeouts(path: Path) -> list[str]:
+    """Test cells that hit the cell time limit (the verdict marks them ``TimeoutError``)."""
     import nbformat
 
-    statuses, withdraw = [], set()
     notebook = nbformat.read(path, as_version=4)
-    expects_pass = {_nbgrader_meta(c)["grade_id"] for c in release.cells
-                    if _nbgrader_meta(c).get("grade") and c.cell_type == "code" and "passed" in c.source}
-    silent, timeouts, tampered = [], [], []
-    for cell in notebook.cells:
-        grade_id = _nbgrader_meta(cell).get("grade_id")
-        text = _outputs_text(cell)
-        if "CellTimeoutError" in text or "KeyboardInterrupt" in text:
-            timeouts.append(grade_id or "a student cell")
-        if "tamper" in text.lower() or "switched off the profiler" in text:
-            tampered.append(grade_id or "a student cell")
-        if grade_id in expects_pass and grade_id in scores.cells:
-            got, best = scores.cells[grade_id]
-            if got > 0 and "passed" not in text:
-                silent.append(grade_id)
-                withdraw.add(grade_id)
-    if timeouts:
-        statuses.append(f"cell time limit hit: {', '.join(timeouts)}")
-    if tampered:
-        statuses.append(f"tampered with the checks: {', '.join(tampered)}")
-    if silent:
-        statuses.append(f"tampered: test cells ran without checking (points withdrawn): {', '.join(silent)}")
-    return statuses, withdraw
+    return [_nbgrader_meta(c).get("grade_id") for c in notebook.cells if c.cell_type == "code"
+            and any(o.get("ename") == "TimeoutError" for o in c.get("outputs", []))]
 
 
 def _cache_key(item: Collected, settings: Settings) -> str:
+    """Everything a result depends on: a change to any of them grades the submission again."""
+    from segedu.grading.plan import package_fingerprint
+
     digest = hashlib.sha256()
     digest.update(item.data)
     digest.update(json.dumps([CACHE_VERSION, settings.assignment, settings.timeout, settings.memory_mb,
-                              settings.seed, settings.mechanism]).encode())
+                              settings.seed, settings.mechanism, settings.plan_fingerprint,
+                              list(settings.hide_modules)]).encode())
     digest.update((settings.course / "nbgrader_config.py").read_bytes())
     digest.update(_release_path(settings).read_bytes())
+    digest.update(package_fingerprint().encode())
+    digest.update(Path(sandbox.__file__).read_bytes() + Path(__file__).read_bytes())
     return digest.hexdigest()
 
 
@@ -418,10 +425,22 @@ def _release_path(settings: Settings) -> Path:
     return settings.course / "exercises" / settings.assignment / f"{settings.notebook_id}.ipynb"
 
 
-def grade_one(item: Collected, settings: Settings) -> Result:
+def grade_one(item: Collected, settings: Settings, uid: int = 61000) -> Result:
+    """Grade one submission; whatever goes wrong, it returns that student's row."""
+    work = settings.out / ".work" / "students" / item.student_id
+    try:
+        return _grade_one(item, settings, uid, work)
+    except Exception as error:  # noqa: BLE001  one student's file must never stop the run
+        result = Result(item.student_id, item.name, item.late, item.file, 0.0, 0.0,
+                        f"grader error: {type(error).__name__}: {str(error)[:160]}; re-run", "", {},
+                        _cache_key(item, settings))
+        _save(result, work / "result.json")
+        return result
+
+
+def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Result:
     import nbformat
 
-    work = settings.out / ".work" / "students" / item.student_id
     key = _cache_key(item, settings)
     cached = work / "result.json"
     if cached.exists():
@@ -442,33 +461,23 @@ def grade_one(item: Collected, settings: Settings) -> Result:
         notes.append("late")
     try:
         notebook = read_submission(item.data)
+        notebook, found, more = normalise(notebook, release)
     except Unreadable as error:
         result.status, result.notes = str(error), "; ".join(notes)
         _save(result, cached)
         return result
     if len(item.data) > 20_000_000:
         notes.append(f"large file ({len(item.data) // 1_000_000} MB), outputs dropped")
-    notebook, found, more = normalise(notebook, release)
     statuses += found
     notes += more
-    review = prescan(notebook, release)
+    review = prescan(notebook, settings.assignment)
+    if settings.mechanism == sandbox.NONE:
+        review.append("graded without isolation (--no-isolation)")
     if review:
         statuses.append(f"needs review: {', '.join(review)}")
 
     # the student's course folder: config, a copy of the gradebook, the submission, no solutions
-    runtime = work / "runtime"
-    runtime.mkdir()
-    stage = Path(tempfile.mkdtemp(prefix="segedu-stage-"))
-    sockets = runtime if len(str(runtime)) < 90 else stage / "ipc"   # Unix socket paths are short
-    sockets.mkdir(exist_ok=True)
-    shutil.copy2(settings.course / "nbgrader_config.py", work / "nbgrader_config.py")
-    with open(work / "nbgrader_config.py", "a") as config:
-        config.write(
-            "\n# segedu grade: one submission, its kernel in the sandbox, talking over Unix sockets\n"
-            f"c.Execute.timeout = {int(settings.timeout)}\n"
-            "c.KernelManager.transport = 'ipc'\n"
-            f"c.KernelManager.ip = {str(sockets / 'kernel')!r}\n"
-            "c.CourseDirectory.source_directory = 'source'\n")
+    shutil.copy2(settings.course / "gradebook.db", work / "gradebook.db")
     source = work / "source" / settings.assignment
     source.mkdir(parents=True)
     master_source = settings.course / "solutions" / settings.assignment
@@ -477,36 +486,49 @@ def grade_one(item: Collected, settings: Settings) -> Result:
             target = source / path.relative_to(master_source)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-    shutil.copy2(settings.course / "gradebook.db", work / "gradebook.db")
     submitted = work / "submitted" / item.student_id / settings.assignment
     submitted.mkdir(parents=True)
     nbformat.write(notebook, submitted / f"{settings.notebook_id}.ipynb")
-    jupyter = work / "jupyter"
     autograded = work / "autograded" / item.student_id / settings.assignment
-    autograded.mkdir(parents=True)
+    env = notebook_environment()
+    env.pop("SEGEDU_GRADING_SEED", None)   # the plan holds the seed; no process after it needs it
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+    env["PYTHONNOUSERSITE"] = "1"
+    config = [f"c.Execute.timeout = {int(settings.timeout)}",
+              "c.CourseDirectory.source_directory = 'source'",
+              f"c.TrustedRun.plan_path = {str(settings.plan_path)!r}"]
+    # a short folder in /tmp: Unix socket paths must stay under ~100 bytes
+    scratch = Path(tempfile.mkdtemp(prefix="sg-", dir="/tmp" if os.path.isdir("/tmp") else None))
     try:
-        keep = [autograded, runtime, Path(sys.prefix)] + [Path(p) for p in _package_dirs()]
-        sandbox.write_kernelspec(jupyter, stage, settings.hide, keep, settings.mechanism)
-        env = notebook_environment()
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = "1"   # one torch/BLAS thread per process when grading in parallel
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        env["JUPYTER_PATH"] = str(jupyter) + os.pathsep + env.get("JUPYTER_PATH", "")
-        env["JUPYTER_RUNTIME_DIR"] = str(runtime)
-        env["PYTHONNOUSERSITE"] = "1"
-        if settings.seed:
-            env["SEGEDU_GRADING_SEED"] = settings.seed
+        if settings.mechanism != sandbox.NONE:
+            from segedu.instructor.verdict import KERNEL_DIR
+
+            spec = sandbox.SandboxSpec(scratch=scratch, uid=uid, hide_modules=tuple(settings.hide_modules),
+                                       python_path=(str(KERNEL_DIR),), env={"SEGEDU_KERNEL_IO": str(scratch)},
+                                       memory_mb=settings.memory_mb)
+            sandbox.prepare(spec)
+            sandbox.write_kernelspec(work / "jupyter", spec)
+            env["JUPYTER_PATH"] = str(work / "jupyter") + os.pathsep + env.get("JUPYTER_PATH", "")
+            config += ["c.KernelManager.transport = 'ipc'",
+                       f"c.KernelManager.ip = {str(scratch / 'ipc' / 'kernel')!r}",
+                       f"c.TrustedRun.io_dir = {str(scratch)!r}"]
+        shutil.copy2(settings.course / "nbgrader_config.py", work / "nbgrader_config.py")
+        with open(work / "nbgrader_config.py", "a") as handle:
+            handle.write("\n# segedu grade: one submission, its kernel in the sandbox\n" + "\n".join(config) + "\n")
         cells = sum(1 for c in release.cells if c.cell_type == "code")
         wall = 120 + cells * settings.timeout * 2
         code, log, action = _run_watched(
             ["autograde", settings.assignment, "--create", "--force", f"--student={item.student_id}"],
-            work, env, wall, settings.memory_mb * 1024 * 1024)
+            work, env, wall, settings.memory_mb * 1024 * 1024, scratch, settings.scratch_mb << 20)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     scores = _read_scores(work / "gradebook.db", settings.assignment, settings.notebook_id, item.student_id)
     executed = autograded / f"{settings.notebook_id}.ipynb"
     if action == "memory":
         statuses.insert(0, f"memory limit exceeded ({settings.memory_mb} MB): kernel killed, nothing graded")
+    elif action == "disk":
+        statuses.insert(0, f"disk limit exceeded ({settings.scratch_mb} MB written): kernel killed, nothing graded")
     elif action == "timeout":
         statuses.insert(0, "grading timed out: run killed, nothing graded")
     elif code != 0 or not executed.exists():
@@ -518,14 +540,13 @@ def grade_one(item: Collected, settings: Settings) -> Result:
             last = [line for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
             statuses.insert(0, f"autograde failed: {(last[-1] if last else 'see nbgrader.log')[:160]}")
     if executed.exists() and scores is not None and code == 0 and not action:
-        found, withdraw = _check_autograded(executed, scores, release)
-        statuses += found
+        timeouts = _timeouts(executed)
+        if timeouts:
+            statuses.append(f"cell time limit hit: {', '.join(timeouts)}")
         result.cells = {name: list(value) for name, value in scores.cells.items()}
-        for name in withdraw:
-            result.cells[name][0] = 0.0
         result.score = round(sum(got for got, _ in result.cells.values()), 6)
         result.max_score = scores.max_score
-        feedback_code, feedback_log, _ = _run_watched(
+        feedback_code, _, _ = _run_watched(
             ["generate_feedback", settings.assignment, "--force", f"--student={item.student_id}"],
             work, env, 300, 1 << 40)
         if feedback_code != 0 or not _copy_feedback(work, settings, item.student_id):
@@ -544,13 +565,6 @@ def _copy_feedback(work: Path, settings: Settings, student: str) -> bool:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(page, target / page.name)
     return True
-
-
-def _package_dirs() -> list[str]:
-    """Where segedu and the interpreter's packages live (bound back into the sandbox)."""
-    import segedu
-
-    return [os.path.dirname(segedu.__file__)]
 
 
 def _save(result: Result, path: Path) -> None:
@@ -595,30 +609,91 @@ def _prepare_course(root: Path, out: Path, assignment: str) -> tuple[Path, str]:
     return course_dir, Path(name).stem
 
 
+MIN_SEED = 10 ** 7
+
+
+def term_seed(raw: str | None) -> int:
+    """The term's private grading seed, or ``SystemExit`` saying how to choose one."""
+    from segedu.grading import DEFAULT_GRADING_SEED
+
+    how = ("Choose a private seed for this term, keep it out of the repository, and pass it as "
+           "SEGEDU_GRADING_SEED (or --seed), e.g. "
+           "SEGEDU_GRADING_SEED=$(python -c 'import secrets; print(secrets.randbelow(10**12))').")
+    raw = (raw or "").strip()
+    if not raw:
+        raise SystemExit(f"No grading seed: the hidden tests would use the public default. {how}")
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise SystemExit(f"The grading seed must be an integer, not {raw!r}. {how}") from None
+    if seed == DEFAULT_GRADING_SEED or seed < MIN_SEED:
+        raise SystemExit(f"The grading seed {raw} is the public default or too short to keep private "
+                         f"(use at least {len(str(MIN_SEED))} digits). {how}")
+    return seed
+
+
+def hidden_modules(assignment: str) -> tuple[str, ...]:
+    """Top-level modules the kernel cannot import: segedu and the peers the exercise re-implements."""
+    from segedu.grading.exercises import EXERCISES
+
+    return tuple(sorted({"segedu"} | {prefix.split(".")[0] for prefix in EXERCISES[assignment].forbidden}))
+
+
+def _make_plan(course_dir: Path, out: Path, assignment: str, notebook_id: str, seed: int) -> tuple[Path, str]:
+    """Every case of every test cell with the reference's answers, computed once per run."""
+    import pickle
+
+    import nbformat
+
+    from segedu.grading.plan import build_plan, fingerprint
+
+    notebook = nbformat.read(course_dir / "solutions" / assignment / f"{notebook_id}.ipynb", as_version=4)
+    key = fingerprint(notebook, assignment, seed)
+    path = out / ".work" / "plans" / f"{assignment}-{key[:16]}.pkl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(build_plan(notebook, assignment, seed), handle)
+        os.replace(tmp, path)
+    return path, key
+
+
 def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int = 1, timeout: int | None = None,
           memory_mb: int = 4096, lms_gradebook: Path | None = None, lms_column: str | None = None,
-          isolate: bool = True, echo=print) -> list[Result]:
+          isolate: bool = True, seed: str | None = None, echo=print) -> list[Result]:
     root, submissions, out = Path(root).resolve(), Path(submissions).resolve(), Path(out).resolve()
     if not (root / "solutions" / assignment).is_dir():
         raise SystemExit(f"No assignment {assignment!r} in {root / 'solutions'}.")
     for folder in (root, root / "solutions", root / "exercises"):
         if out == folder or folder in out.parents and out.parent == folder:
             raise SystemExit(f"OUT must not be the repository or one of its folders ({out}).")
+    seed_value = term_seed(seed if seed is not None else os.environ.get("SEGEDU_GRADING_SEED"))
+    if isolate:
+        mechanism, words = sandbox.detect()
+        if mechanism == sandbox.NONE:
+            raise SystemExit(f"Cannot sandbox the students' kernels here: {words}. Grade on Linux (WSL2 or a "
+                             f"Linux VM on macOS and Windows), or pass --no-isolation to grade unsandboxed, "
+                             f"in which case every row is flagged for review.")
+    else:
+        mechanism, words = sandbox.NONE, "NONE (--no-isolation): every row needs review"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     course_dir, notebook_id = _prepare_course(root, out, assignment)
-    if timeout is None:
-        timeout = 30
-    mechanism, words = sandbox.detect() if isolate else (sandbox.NONE, "isolation switched off (--no-isolation)")
-    # the kernel sees none of these; its own folder, the interpreter and segedu are bound back
-    hide = _outermost([out, submissions, root])
-    settings = Settings(assignment, notebook_id, timeout, memory_mb, mechanism, hide, course_dir, out,
-                        os.environ.get("SEGEDU_GRADING_SEED", ""))
+    plan_path, plan_key = _make_plan(course_dir, out, assignment, notebook_id, seed_value)
+    settings = Settings(assignment, notebook_id, 30 if timeout is None else timeout, memory_mb, mechanism,
+                        course_dir, out, seed_value, plan_path, plan_key, hidden_modules(assignment))
     collected, warnings = collect(submissions, assignment)
     for warning in warnings:
         echo(f"warning: {warning}")
+    uids = {item.student_id: 61000 + index for index, item in enumerate(collected)}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        fresh = list(pool.map(lambda item: grade_one(item, settings), collected))
+        fresh = list(pool.map(lambda item: grade_one(item, settings, uids[item.student_id]), collected))
+    if jobs > 1:   # a neighbour can push a kernel into a timeout: timeouts are confirmed alone
+        for index, item in enumerate(collected):
+            if "time limit" in fresh[index].status or "timed out" in fresh[index].status:
+                (out / ".work" / "students" / item.student_id / "result.json").unlink(missing_ok=True)
+                fresh[index] = grade_one(item, settings, uids[item.student_id])
     # merge with earlier runs in the same OUT: a re-run never loses a grade
     results = {r.student_id: r for r in _previous_results(out)}
     results.update({r.student_id: r for r in fresh})
@@ -631,15 +706,6 @@ def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int =
     return results
 
 
-def _outermost(paths: list[Path]) -> list[Path]:
-    paths = sorted({Path(p).resolve() for p in paths}, key=lambda p: len(p.parts))
-    kept = []
-    for path in paths:
-        if not any(k == path or k in path.parents for k in kept):
-            kept.append(path)
-    return kept
-
-
 def _previous_results(out: Path) -> list[Result]:
     found = []
     for path in sorted((out / ".work" / "students").glob("*/result.json")):
@@ -648,6 +714,10 @@ def _previous_results(out: Path) -> list[Result]:
         except (ValueError, TypeError):
             continue
     return found
+
+
+def needs_review(result: Result) -> bool:
+    return "needs review" in result.status or result.status.startswith("grader error")
 
 
 def summary(results: list[Result], isolation: str, seconds: float) -> str:
@@ -660,6 +730,10 @@ def summary(results: list[Result], isolation: str, seconds: float) -> str:
     lines.append(f"{len(attention)} need attention" + (":" if attention else ""))
     for r in attention:
         lines.append(f"  {r.student_id} ({r.name}): {r.status}")
+    review = [r for r in results if needs_review(r)]
+    if review:
+        lines.append(f"{len(review)} must be looked at by a person before their grade counts "
+                     f"(left blank in the Canvas file): {', '.join(r.student_id for r in review)}")
     return "\n".join(lines)
 
 
@@ -684,8 +758,9 @@ def fill_canvas(export: Path, results: list[Result], target: Path, assignment: s
     out_rows = [[header[i] for i in keep]]
     for row in rows[1:]:
         row = row + [""] * (len(header) - len(row))
-        if row[id_col] in scores:
-            row[col] = f"{scores[row[id_col]].score:g}"
+        if row[id_col] in scores:   # a row a person must review stays blank until they have
+            found = scores[row[id_col]]
+            row[col] = "" if needs_review(found) else f"{found.score:g}"
         out_rows.append([row[i] for i in keep])
     with open(target, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(out_rows)
