@@ -31,6 +31,7 @@ RELEASE = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
 ANSWERS = solution_answers(nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4))
 TIMEOUT = 5       # seconds per cell for this run
 MEMORY_MB = 1000
+SEED = "424242424242"
 
 
 def _nb(answers=None, **replace):
@@ -96,8 +97,7 @@ patterns = ["../../solutions/**", "../../../solutions/**", "../../../../../cours
 found = []
 for pattern in patterns[:3] + patterns[4:]:
     found += [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
-print("FOUND", found)
-print("INTERFACES", [name for _, name in socket.if_nameindex()])
+interfaces = [name for _, name in socket.if_nameindex()]
 for path in found:
     if path.endswith(".ipynb") and "00_tasks" in path:
         import json
@@ -105,7 +105,7 @@ for path in found:
             if "def confusion_matrix" in "".join(cell["source"]):
                 exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
-    raise NotImplementedError()
+    raise ValueError(f"FOUND {found} INTERFACES {interfaces}")
 '''
 
 
@@ -163,7 +163,7 @@ def _write_folder(folder: Path, files) -> None:
 
 
 def _grade(subs: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
-    env = dict(os.environ)
+    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", A, str(subs),
@@ -188,10 +188,6 @@ def graded(tmp_path_factory):
     result, seconds = _grade(subs, out, "--jobs", "2")
     print(f"\nparallel (--jobs 2): {len(files)} students in {seconds:.1f} s")
     return dict(base=base, subs=subs, out=out, files=files, stdout=result.stdout, rows=_rows(out), seconds=seconds)
-
-
-def _executed(out: Path, student: str):
-    return nbformat.read(out / ".work" / "students" / student / "autograded" / student / A / f"{A}.ipynb", as_version=4)
 
 
 def test_one_row_per_student_and_summary(graded):
@@ -267,29 +263,27 @@ def test_huge_output_and_non_utf8_name(graded):
 
 def test_patched_numpy_cannot_pass_a_wrong_answer(graded):
     row = graded["rows"]["1013"]
-    assert "tamper" in row["status"] and "needs review" in row["status"]
-    assert float(row["score"]) < 10
+    assert float(row["score"]) == 10 - 1, row   # test_pixel_accuracy lost: the verdict is not in the kernel
 
 
 def test_eq_always_true_is_refused(graded):
     row = graded["rows"]["1014"]
-    assert float(row["score"]) == 9   # test_mean_accuracy lost
-    assert "__eq__" in row["status"]
+    assert float(row["score"]) == 9   # test_mean_accuracy lost: a result is data, not an object
 
 
 def test_input_transformer_blanking_tests_is_neutralised(graded):
     row = graded["rows"]["1015"]
     assert float(row["score"]) == 0, row
-    assert "tampered" in row["status"] and "input transformers" in row["status"]
 
 
 def test_isolation_hides_solutions_gradebooks_others_and_network(graded):
     row = graded["rows"]["1016"]
     assert float(row["score"]) == 10 - 3, row
-    printed = "".join(o.get("text", "") for c in _executed(graded["out"], "1016").cells for o in c.get("outputs", []))
-    assert "FOUND []" in printed, printed[:2000]
-    if "isolation: user+mount+network" in graded["stdout"]:
-        assert "INTERFACES ['lo']" in printed
+    page = graded["out"] / "feedback" / "1016" / A / f"{A}.html"
+    html = page.read_text(encoding="utf-8")
+    assert "FOUND []" in html, html[-2000:]
+    if "isolation: bubblewrap" in graded["stdout"]:
+        assert "INTERFACES []" in html or "INTERFACES [&#39;lo&#39;]" in html
 
 
 def test_delegating_to_the_reference_earns_nothing(graded):

@@ -186,6 +186,15 @@ def read_submission(data: bytes):
         raise Unreadable("malformed notebook: no nbformat version")
     if raw["nbformat"] not in (3, 4):
         raise Unreadable(f"wrong nbformat: version {raw['nbformat']} (expected 4)")
+    if isinstance(raw.get("cells"), list):   # metadata of the wrong type would stop nbformat: drop it
+        for cell in raw["cells"]:
+            if isinstance(cell, dict):
+                if not isinstance(cell.get("metadata", {}), dict):
+                    cell["metadata"] = {}
+                meta = cell.get("metadata", {})
+                if "nbgrader" in meta and not _valid_nbgrader_meta(meta["nbgrader"]):
+                    del meta["nbgrader"]   # restored from the release by matching, like a Colab export
+        text = json.dumps(raw)
     try:
         notebook = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises many kinds
@@ -201,11 +210,6 @@ def read_submission(data: bytes):
             cell["source"] = "".join(cell["source"])
         if not isinstance(cell.get("source"), str):
             raise Unreadable("malformed notebook: a cell without source")
-        if not isinstance(cell.get("metadata"), dict):
-            cell["metadata"] = nbformat.NotebookNode()
-        meta = cell.metadata.get("nbgrader")
-        if meta is not None and not _valid_nbgrader_meta(meta):
-            del cell.metadata["nbgrader"]   # restored from the release by matching, like a Colab export
     return notebook
 
 
