@@ -119,15 +119,19 @@ def test_feedback_hides_hidden_tests(graded, assignment):
         html = page.read_text(encoding="utf-8")
         assert "HIDDEN TESTS" not in html, page
         assert "hidden=True" not in html and "ex.rng(" not in html, page
-        assert "visible test passed" in html or "NotImplementedError" in html or "wrong answer" in html
+        assert "passed (" in html or "NotImplementedError" in html or "wrong answer" in html
     # a failing hidden test still tells the student which case failed, without its input
     wrong = next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)
     html = (feedback / wrong / assignment / f"{assignment}.html").read_text(encoding="utf-8")
     assert re.search(r"hidden case|returned a wrong answer|earn no points|is not implemented", html)
 
 
-def test_ignore_pattern_is_what_saves_a_warning(tmp_path):
-    """Without the course's IgnorePattern, nbgrader zeroes a right answer that prints a warning."""
+def test_the_kernel_does_not_write_test_cell_outputs(tmp_path):
+    """nbgrader scores a test cell by its outputs; in the course those are written by the verdict.
+
+    A right answer that warns on stderr keeps its points without any IgnorePattern, and whatever
+    the student's code printed in a test cell is replaced by the verdict's line.
+    """
     assignment = "00_tasks_and_metrics"
     warning = next(s for s in WRONG_ANSWERS[assignment] if s.name == "correct_with_warnings")
     course = CourseCopy(ROOT, tmp_path)
@@ -137,4 +141,10 @@ def test_ignore_pattern_is_what_saves_a_warning(tmp_path):
     answers = solution_answers(read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb"))
     course.submit(assignment, warning.name, build_submission(release_notebook, answers, warning))
     scores = course.autograde(assignment)[warning.name]
-    assert scores.lost() == ["test_mean_iou"]
+    assert scores.lost() == []
+    executed = read_notebook(course.path / "autograded" / warning.name / assignment / f"{assignment}.ipynb")
+    for cell in executed.cells:
+        if cell.cell_type == "code" and _grade_id(cell) in scores.cells:
+            assert [o.output_type for o in cell.outputs] == ["stream"] and "passed (" in cell.outputs[0].text
+        elif cell.cell_type == "code":
+            assert cell.outputs == []

@@ -224,6 +224,9 @@ def judge_case(assignment: str, case: Case, result) -> list[str]:
     if isinstance(result, dict) and result.get("t") == "error":
         if result.get("type") == "NotImplementedError":
             return [_not_implemented(name)]
+        if result.get("type") == "Delegation":
+            return [f"{name} called {result.get('message')}, which this exercise asks you to write yourself. "
+                    f"{EXERCISES[assignment].allowed} Answers that call the reference earn no points."]
         if result.get("type") == "NameError" and case.function in str(result.get("message", "")):
             return [f"{case.function} is not defined: run the cell that defines it."]
         return [f"{case.call} raised {result.get('type')}: {result.get('message')}"]

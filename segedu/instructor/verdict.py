@@ -82,6 +82,8 @@ def load_or_build_plan(assignment: str, notebook_name: str, plan_path: str, seed
 
 def write_inputs(plan, in_dir: Path) -> None:
     """One manifest per test cell (``<grade_id>.json``) and the arrays it refers to."""
+    from segedu.grading.exercises import EXERCISES
+
     wire = _wire()
     in_dir.mkdir(parents=True, exist_ok=True)
     for grade_id, cases in plan.cells.items():
@@ -91,7 +93,8 @@ def write_inputs(plan, in_dir: Path) -> None:
             manifest.append({"function": case.function,
                              "args": wire.encode(tuple(case.args), str(in_dir), stem + "a"),
                              "kwargs": wire.encode(dict(case.kwargs), str(in_dir), stem + "k")})
-        (in_dir / f"{grade_id}.json").write_text(json.dumps({"cases": manifest}))
+        forbidden = list(EXERCISES[plan.assignment].forbidden)
+        (in_dir / f"{grade_id}.json").write_text(json.dumps({"cases": manifest, "forbidden": forbidden}))
 
 
 def _wire():

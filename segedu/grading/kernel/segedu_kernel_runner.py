@@ -223,6 +223,21 @@ def _user_namespace() -> dict:
         return vars(__main__)
 
 
+def _watch(forbidden):
+    """Outside the sandbox, watch for calls into the references (advisory: the kernel owns it).
+
+    In a sandboxed grading kernel segedu and the library peers cannot be imported at all, so there
+    is nothing to watch for and nothing to import this from.
+    """
+    import contextlib
+
+    try:
+        from segedu.grading._tripwire import Tripwire
+    except ImportError:
+        return contextlib.nullcontext(None)
+    return Tripwire(tuple(forbidden))
+
+
 def run(grade_id: str) -> None:
     """Call the student's functions on this test cell's inputs and save what they return."""
     io_dir = os.environ.get(IO_VARIABLE, "")
@@ -240,8 +255,13 @@ def run(grade_id: str) -> None:
             kwargs = decode(case["kwargs"], inputs)
             if not callable(function):
                 raise NameError(f"{case['function']} is not defined as a function")
-            value = function(*args, **kwargs)
-            tag = encode(value, outputs, str(index), result=True)
+            with _watch(manifest.get("forbidden", ())) as tripwire:
+                value = function(*args, **kwargs)
+            if tripwire is not None and (tripwire.hit is not None or tripwire.tampered):
+                what = str(tripwire.hit) if tripwire.hit is not None else "sys.setprofile (it switched off the check)"
+                tag = {"t": "error", "type": "Delegation", "message": what}
+            else:
+                tag = encode(value, outputs, str(index), result=True)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as error:  # the student's error is a result, to be judged outside
