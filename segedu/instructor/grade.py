@@ -536,7 +536,7 @@ def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Res
     elif action == "timeout":
         statuses.insert(0, "grading timed out: run killed, nothing graded")
     elif code != 0 or not executed.exists():
-        if "segedu-sandbox: failed" in log:
+        if "segedu-sandbox: failed" in log or "\nbwrap: " in log:
             statuses.insert(0, "grader error: the sandbox could not be set up (see nbgrader.log); re-run")
         elif "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
             statuses.insert(0, "kernel crashed: nothing graded")

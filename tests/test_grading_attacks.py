@@ -1,0 +1,501 @@
+"""A determined student against ``segedu grade`` (issue 9), through the real pipeline.
+
+One ``segedu grade --jobs 2`` run grades exercise 01 for honest classmates graded before, between
+and after a set of attacks. Each attack is a submission whose answer cells try one thing a student
+who has read ``segedu/`` would try: raise its own score without a correct answer, read what it must
+not (solutions, the gradebook, classmates, the seed, hidden inputs), change someone else's grade,
+outlive its kernel, or stop the run. Every test states the outcome the grading contract promises:
+its own points only, classmates untouched, nothing left running, nothing read or written outside
+its folder. The attack code is plain Python in the notebooks below; the fixes are in
+``segedu/instructor/sandbox.py``, ``verdict.py`` and ``grade.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segedu.instructor import sandbox
+from segedu.instructor.notebooks import fill_in, solution_answers
+
+pytestmark = [pytest.mark.nbgrader,
+              pytest.mark.skipif(sandbox.detect()[0] == sandbox.NONE, reason="needs the bubblewrap sandbox")]
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_thresholding"
+RELEASE = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
+ANSWERS = solution_answers(nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4))
+STUBS = {c.metadata.nbgrader["grade_id"]: c.source for c in RELEASE.cells
+         if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+FULL = 9.0
+SEED = "8675309123"
+DAEMON_MARK = "3127.25"      # `sleep 3127.25` started by the daemon attack: must not survive
+MEMORY_MB = 1000
+RUNNER = ROOT / "segedu" / "grading" / "kernel" / "segedu_kernel_runner.py"
+
+
+def _nb(answers=None, **replace):
+    answers = dict(ANSWERS if answers is None else answers)
+    answers.update(replace)
+    return fill_in(RELEASE, answers)
+
+
+def _stubs(first_cell_code: str):
+    """Every answer left as the stub, with the attack in the first answer cell."""
+    return _nb(dict(STUBS), threshold=first_cell_code + "\n" + STUBS["threshold"])
+
+
+def _correct(first_cell_code: str):
+    """Every answer right, with the attack in the first answer cell."""
+    return _nb(threshold=first_cell_code + "\n" + ANSWERS["threshold"])
+
+
+def _bytes(notebook) -> bytes:
+    return nbformat.writes(notebook).encode()
+
+
+def _site_packages() -> list[str]:
+    import site
+
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
+
+
+def _attacks(out: Path, subs: Path) -> dict[str, tuple[str, object, str]]:
+    """student id -> (what it tries, notebook or raw bytes, expected outcome key)."""
+    forge = repr(str(out / "grades.csv"))
+    writer = f'''
+import os, sys, glob, numpy
+written = []
+folders = {_site_packages()!r} + [os.path.dirname(numpy.__file__), {str(ROOT / "segedu")!r},
+           {str(ROOT / "segedu" / "grading")!r}, os.path.dirname(os.__file__), sys.prefix, {str(out)!r},
+           {str(out / ".work" / "course")!r}]
+for folder in folders:
+    try:
+        with open(os.path.join(folder, "zz_segedu_attack.pth"), "w") as handle:
+            handle.write("import os; os.environ['SEGEDU_ATTACKED'] = '1'\\n")
+        written.append(folder)
+    except OSError:
+        pass
+for path in glob.glob(os.path.join(os.path.dirname(numpy.__file__), "*.py"))[:1] + [{str(RUNNER)!r}]:
+    try:
+        open(path, "a").write("\\n# attacked\\n")
+        written.append(path)
+    except OSError:
+        pass
+try:
+    import segedu_kernel_runner
+    open(segedu_kernel_runner.__file__, "a").write("\\n# attacked\\n")
+    written.append("runner")
+except OSError:
+    pass
+'''
+    daemon = f'''
+import subprocess, sys
+subprocess.Popen(["sleep", "{DAEMON_MARK}"], start_new_session=True)
+subprocess.Popen([sys.executable, "-c", "import os, time\\nif os.fork(): os._exit(0)\\nos.setsid()\\n"
+                  "time.sleep(15)\\nopen({forge}, 'w').write('forged')\\n"], start_new_session=True)
+'''
+    escape = f'''
+import glob, os, subprocess, json
+for command in (["umount", "-l", "/tmp"], ["umount", "-l", "/"], ["unshare", "-r", "true"],
+                ["mount", "-t", "tmpfs", "x", "/tmp"]):
+    try:
+        subprocess.run(command, capture_output=True, timeout=5)
+    except OSError:
+        pass
+patterns = [{str(ROOT / "solutions")!r} + "/**/*.ipynb", {str(out)!r} + "/**/*.ipynb", {str(out)!r} + "/**/gradebook.db",
+            {str(subs)!r} + "/*", "/root/**/solutions/**/*.ipynb", "/tmp/**/*.ipynb", "/work/**/*.ipynb"]
+stolen = [p for pattern in patterns for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+for path in stolen:
+    if path.endswith(".ipynb"):
+        try:
+            cells = json.load(open(path))["cells"]
+        except Exception:
+            continue
+        for cell in cells:
+            text = "".join(cell["source"])
+            if "### BEGIN SOLUTION" in text:
+                exec(text.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+'''
+    hooks = '''
+ip = get_ipython()
+def clear_error(result):
+    result.error_in_exec = None
+    result.error_before_exec = None
+ip.events.register("post_run_cell", clear_error)
+ip.input_transformers_post.append(lambda lines: ["pass\\n"] if any("segedu_kernel_runner" in l for l in lines) else lines)
+ip.set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+np.isclose = lambda *a, **k: np.ones(np.broadcast(*a[:2]).shape, bool)
+np.allclose = np.array_equal = lambda *a, **k: True
+import builtins
+builtins.AssertionError = type("Silent", (Exception,), {})
+'''
+    runner = '''
+import json, os, sys, types
+fake = types.ModuleType("segedu_kernel_runner")
+def run(grade_id):
+    folder = os.path.join(os.environ.get("SEGEDU_KERNEL_IO", "."), "out", grade_id)
+    os.makedirs(folder, exist_ok=True)
+    for index in range(40):
+        json.dump({"t": "float", "v": "0.5"} if "otsu" in grade_id else {"t": "bool", "v": True},
+                  open(os.path.join(folder, f"{index}.json"), "w"))
+fake.run = run
+sys.modules["segedu_kernel_runner"] = fake
+'''
+    malformed = '''
+import json, os
+io = os.environ.get("SEGEDU_KERNEL_IO", ".")
+def plant(grade_id, index, how):
+    folder = os.path.join(io, "out", grade_id)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{index}.json")
+    if how == "link":
+        os.symlink("/etc/passwd", path)
+    elif how == "deep":
+        open(path, "w").write('{"t": "list", "v": [' * 5000 + ']}' * 5000)
+    elif how == "huge":
+        open(path, "w").write(" " * (3 << 20))
+    elif how == "pickle":
+        np.save(os.path.join(folder, "0_1.npy"), np.array([object()], dtype=object), allow_pickle=True)
+        json.dump({"t": "array", "f": "0_1.npy"}, open(path, "w"))
+    elif how == "escape":
+        json.dump({"t": "array", "f": "../../in/test_threshold_0a_1.npy"}, open(path, "w"))
+for grade_id, how in [("test_threshold", "link"), ("test_otsu_bimodal", "deep"), ("test_otsu_real_image", "huge"),
+                      ("test_adaptive_mean", "pickle"), ("test_adaptive_gaussian", "escape")]:
+    try:
+        plant(grade_id, 0, how)
+    except OSError:
+        pass
+import segedu_kernel_runner
+segedu_kernel_runner.run = lambda grade_id: None    # keep the planted results
+'''
+    frames = '''
+import inspect, gc
+class Spy(float):
+    def __eq__(self, other):
+        return True
+    __ne__ = lambda self, other: False
+    def __array__(self, *args, **kwargs):
+        for frame in inspect.stack():
+            for value in frame.frame.f_locals.values():
+                if isinstance(value, np.ndarray) and value.dtype == bool:
+                    return value
+        for value in gc.get_objects():
+            if isinstance(value, np.ndarray) and value.dtype == bool:
+                return value
+        return np.zeros(1, bool)
+def threshold(img, t):
+    return Spy(1.0)
+'''
+    delegate = '''
+def otsu_threshold(img, nbins=256):
+    try:
+        from skimage.filters import threshold_otsu
+        return float(threshold_otsu(img, nbins))
+    except ImportError:
+        from segedu.classical import otsu_threshold as reference
+        return reference(img, nbins)
+def adaptive_threshold(img, block_size, offset=0, method="mean"):
+    from segedu.classical import adaptive_threshold as reference
+    return reference(img, block_size, offset=offset, method=method)
+'''
+    leak = '''
+import os
+def threshold(img, t):
+    print("LEAK" + "-PRINTED", np.asarray(img).tolist())
+    import sys
+    print("LEAK" + "-STDERR", t, file=sys.stderr)
+    environ = dict(os.environ)
+    try:
+        environ["proc1"] = open("/proc/1/environ", "rb").read().decode(errors="replace")
+    except OSError:
+        pass
+    raise ValueError("SEEDHUNT " + repr(environ))
+'''
+    neighbours = '''
+import glob, os, socket
+own = os.environ.get("SEGEDU_KERNEL_IO", "")
+others = [p for p in glob.glob("/tmp/**", recursive=True) + glob.glob("/tmp/sg-*/ipc/*") if own and not p.startswith(own)]
+others = [p for p in others if p not in ("/tmp/", "/tmp")]
+processes = [p for p in os.listdir("/proc") if p.isdigit()]
+reached = 0
+for path in glob.glob("/tmp/sg-*/ipc/*"):
+    if not path.startswith(own):
+        try:
+            s = socket.socket(socket.AF_UNIX); s.connect(path); reached += 1
+        except OSError:
+            pass
+def threshold(img, t):
+    raise ValueError(f"NEIGHBOURS {len(others)} REACHED {reached} PROCS {len(processes)}")
+'''
+    memory = '''
+import os, time
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(400 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(60)
+        os._exit(0)
+    children.append(pid)
+time.sleep(25)
+'''
+    filler = '''
+import os
+chunk = b"x" * (16 << 20)
+for folder in ("/tmp", "/dev/shm", "."):
+    try:
+        with open(os.path.join(folder, "fill"), "wb") as handle:
+            for _ in range(256):
+                handle.write(chunk)
+    except OSError:
+        pass
+    try:
+        os.remove(os.path.join(folder, "fill"))
+    except OSError:
+        pass
+try:
+    os.symlink(''' + forge + ''', "01_thresholding.ipynb")
+except OSError:
+    pass
+'''
+    forkbomb = '''
+import os, time
+started = 0
+try:
+    while started < 4000:
+        if os.fork() == 0:
+            time.sleep(20)
+            os._exit(0)
+        started += 1
+except OSError:
+    pass
+'''
+    killer = '''
+import os, signal
+for pid in range(2, 200):
+    try:
+        if pid != os.getpid():
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+'''
+    xss = copy.deepcopy(_correct("from IPython.display import HTML, display, Javascript\n"
+                                 "display(HTML('<script>window.xss' + 'Output = 1</script><b>xss' + '-output</b>'))\n"))
+    xss.cells.insert(1, nbformat.v4.new_markdown_cell(
+        '<script>window.xssMarkdown = 1</script> <img src=x onerror="window.xssImg = 1"> '
+        '[click me](javascript:window.xssLink=1)'))
+    deep = '{"cells": ' + "[" * 100_000 + "]" * 100_000 + ', "nbformat": 4, "nbformat_minor": 5, "metadata": {}}'
+    meta_string = json.loads(nbformat.writes(_nb()))
+    for cell in meta_string["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "threshold":
+            cell["metadata"]["nbgrader"] = "grade me"
+        elif cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test_otsu_bimodal":
+            cell["metadata"]["nbgrader"]["grade_id"] = ["test_otsu_bimodal"]
+    return {
+        "2001": ("write into the package, the venv, the interpreter, OUT", _stubs(writer), "zero"),
+        "2002": ("a setsid daemon that forges grades.csv later", _stubs(daemon), "zero"),
+        "2003": ("undo the sandbox, read solutions/gradebooks/classmates", _stubs(escape), "zero"),
+        "2004": ("IPython hooks, input transformers, custom exceptions, numpy and builtins patched", _stubs(hooks), "zero"),
+        "2005": ("replace the kernel runner with one that writes 'right-looking' results", _stubs(runner), "zero"),
+        "2006": ("plant links, deep JSON, huge files, pickles, path escapes as results", _stubs(malformed), "zero"),
+        "2007": ("an answer that reads the expected value out of the checker's frames", _stubs(frames), "zero"),
+        "2008": ("delegate to skimage / segedu", _nb(**{k: v for k, v in _delegate_answers(delegate).items()}), "delegate"),
+        "2009": ("print hidden inputs, hunt the seed in the environment", _nb(threshold=leak), "leak"),
+        "2010": ("look for neighbours' sockets, files and processes", _nb(threshold=neighbours), "neighbours"),
+        "2011": ("forked children over the memory limit", _correct(memory), "memory"),
+        "2012": ("fill /tmp, /dev/shm and the working folder; plant a symlink", _correct(filler), "full"),
+        "2013": ("fork bomb", _correct(forkbomb), "survives"),
+        "2014": ("kill every process it can see", _correct(killer), "crash"),
+        "2015": ("script in Markdown and in outputs", xss, "full"),
+        "2016": ("a notebook nested 100,000 levels deep", deep.encode(), "malformed"),
+        "2017": ("nbgrader metadata a string, a grade_id a list", json.dumps(meta_string).encode(), "full"),
+    }
+
+
+def _delegate_answers(code: str) -> dict:
+    return {"otsu_threshold": code, "adaptive_threshold": STUBS["adaptive_threshold"]}
+
+
+HONEST = {"1000": "good", "1500": "good", "1998": "wrong", "1999": "good"}
+
+
+def _honest(student: str):
+    if HONEST[student] == "wrong":   # the classic slip: >= instead of >
+        return _nb(threshold=ANSWERS["threshold"].replace("img > t", "img >= t"))
+    return _nb()
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if marker.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _kernel_uid_processes() -> list[int]:
+    """Processes of the uids segedu grade gives kernels (61000 and up): none may outlive grading."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as handle:
+                    uid = next(int(line.split()[1]) for line in handle if line.startswith("Uid:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            if 61000 <= uid < 62000:
+                found.append(int(entry))
+    return found
+
+
+def _hashes(paths) -> dict:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    base = tmp_path_factory.mktemp("attacks")
+    subs, out = base / "download", base / "out"
+    subs.mkdir()
+    attacks = _attacks(out, subs)
+    for student, (_, notebook, _) in attacks.items():
+        data = notebook if isinstance(notebook, bytes) else _bytes(notebook)
+        (subs / f"attacker_{student}_9{student}_{A}.ipynb").write_bytes(data)
+    for student in HONEST:
+        (subs / f"honest_{student}_9{student}_{A}.ipynb").write_bytes(_bytes(_honest(student)))
+    watched = [RUNNER, *sorted((ROOT / "segedu").rglob("*.py"))]
+    before = _hashes(watched)
+    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", A, str(subs),
+                             "--out", str(out), "--timeout", "20", "--memory-mb", str(MEMORY_MB), "--jobs", "2"],
+                            capture_output=True, text=True, env=env, timeout=1500)
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(f"\n{len(attacks) + len(HONEST)} submissions graded with --jobs 2 in {seconds:.0f} s")
+    time.sleep(1)
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    return dict(out=out, subs=subs, rows=rows, attacks=attacks, stdout=result.stdout, before=before,
+                after=_hashes(watched), grades_csv=(out / "grades.csv").read_text())
+
+
+def _feedback(attacked, student: str) -> str:
+    path = attacked["out"] / "feedback" / student / A / f"{A}.html"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def test_every_student_has_a_row_and_honest_classmates_are_untouched(attacked):
+    rows = attacked["rows"]
+    assert set(rows) == set(attacked["attacks"]) | set(HONEST)
+    for student, kind in HONEST.items():
+        row = rows[student]
+        assert float(row["score"]) == (FULL - 1 if kind == "wrong" else FULL), row
+        assert row["status"] == "ok", row
+
+
+@pytest.mark.parametrize("student", ["2001", "2002", "2003", "2004", "2005", "2006", "2007"])
+def test_no_attack_earns_points_without_a_correct_answer(attacked, student):
+    row = attacked["rows"][student]
+    assert float(row["score"]) == 0, (attacked["attacks"][student][0], row)
+
+
+def test_nothing_outside_the_kernel_was_written(attacked):
+    assert attacked["before"] == attacked["after"], "a file of segedu changed during grading"
+    planted = [os.path.join(folder, "zz_segedu_attack.pth") for folder in _site_packages()]
+    planted += [str(ROOT / "segedu" / "zz_segedu_attack.pth"), str(attacked["out"] / "zz_segedu_attack.pth")]
+    assert not [p for p in planted if os.path.exists(p)]
+    assert "forged" not in attacked["grades_csv"]
+
+
+def test_no_process_outlives_its_kernel(attacked):
+    assert _processes_with(DAEMON_MARK) == []
+    assert _kernel_uid_processes() == []
+    time.sleep(16)   # the daemon's forged write would have happened by now
+    assert (attacked["out"] / "grades.csv").read_text() == attacked["grades_csv"]
+
+
+def test_delegation_is_impossible_in_the_kernel(attacked):
+    row = attacked["rows"]["2008"]
+    # threshold right (1 point); every Otsu and adaptive point lost: neither skimage nor segedu imports
+    assert float(row["score"]) == 1, row
+    html = _feedback(attacked, "2008")
+    assert "ModuleNotFoundError" in html or "ImportError" in html
+
+
+def test_hidden_inputs_and_seed_never_reach_feedback(attacked):
+    row = attacked["rows"]["2009"]
+    assert float(row["score"]) == FULL - 1, row
+    html = _feedback(attacked, "2009")
+    assert "SEEDHUNT" in html                    # the student's own error message is shown ...
+    assert SEED not in html                      # ... and the kernel's environment had no seed
+    assert "LEAK-PRINTED" not in html and "LEAK-STDERR" not in html   # what the answer printed is not shown
+    assert "BEGIN HIDDEN" not in html and "ex.rng(" not in html and "hidden=True" not in html
+    for student in attacked["rows"]:
+        assert SEED not in _feedback(attacked, student)
+
+
+def test_kernels_cannot_see_each_other(attacked):
+    html = _feedback(attacked, "2010")
+    assert "NEIGHBOURS 0 REACHED 0" in html, html[-3000:]
+
+
+def test_memory_of_forked_children_counts(attacked):
+    row = attacked["rows"]["2011"]
+    assert "memory limit exceeded" in row["status"] and float(row["score"]) == 0, row
+
+
+def test_filling_tmp_and_planting_links_costs_nothing_else(attacked):
+    row = attacked["rows"]["2012"]
+    assert float(row["score"]) == FULL and row["status"] == "ok", row
+
+
+def test_fork_bomb_is_bounded(attacked):
+    row = attacked["rows"]["2013"]
+    assert row["status"], row     # it got a row; the classmates' rows are checked above
+
+
+def test_killing_everything_kills_only_itself(attacked):
+    row = attacked["rows"]["2014"]
+    assert "kernel crashed" in row["status"] and float(row["score"]) == 0, row
+
+
+def test_student_markup_is_sanitised_in_feedback(attacked):
+    row = attacked["rows"]["2015"]
+    assert float(row["score"]) == FULL, row
+    html = _feedback(attacked, "2015")
+    assert "window.xssMarkdown" not in html.replace("&lt;script&gt;window.xssMarkdown", "")
+    assert "<script>window.xss" not in html and "xss-output" not in html and "window.xssOutput" not in html
+    assert 'onerror="window.xssImg' not in html and "javascript:window" not in html
+
+
+def test_broken_files_cost_only_their_row(attacked):
+    rows = attacked["rows"]
+    assert rows["2016"]["status"].startswith("malformed notebook") and float(rows["2016"]["score"]) == 0
+    assert float(rows["2017"]["score"]) == FULL, rows["2017"]
+
+
+def test_summary_lists_every_problem(attacked):
+    stdout = attacked["stdout"]
+    assert "isolation: bubblewrap" in stdout
+    for student, row in attacked["rows"].items():
+        if row["status"] != "ok":
+            assert f"{student} (" in stdout
