@@ -470,7 +470,8 @@ def test_filling_tmp_and_planting_links_costs_nothing_else(attacked):
 
 def test_fork_bomb_is_bounded(attacked):
     row = attacked["rows"]["2013"]
-    assert row["status"], row     # it got a row; the classmates' rows are checked above
+    # hundreds of forked kernels: stopped by the process limit, then by the memory of the whole tree
+    assert "memory limit exceeded" in row["status"] or "kernel crashed" in row["status"], row
 
 
 def test_killing_everything_kills_only_itself(attacked):
@@ -482,9 +483,9 @@ def test_student_markup_is_sanitised_in_feedback(attacked):
     row = attacked["rows"]["2015"]
     assert float(row["score"]) == FULL, row
     html = _feedback(attacked, "2015")
-    assert "window.xssMarkdown" not in html.replace("&lt;script&gt;window.xssMarkdown", "")
-    assert "<script>window.xss" not in html and "xss-output" not in html and "window.xssOutput" not in html
-    assert 'onerror="window.xssImg' not in html and "javascript:window" not in html
+    # the student's markup survives only as escaped text: no element, no handler, no script link
+    assert "<script>window.xss" not in html and "<img src=x" not in html and 'href="javascript:' not in html
+    assert "xss-output" not in html and "window.xssOutput" not in html   # their HTML output is gone
 
 
 def test_broken_files_cost_only_their_row(attacked):
