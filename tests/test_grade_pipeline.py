@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -105,7 +106,7 @@ for path in found:
             if "def confusion_matrix" in "".join(cell["source"]):
                 exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
-    raise ValueError(f"FOUND {found} INTERFACES {interfaces}")
+    raise ValueError(f"FOUND {{found}} INTERFACES {{interfaces}}")
 '''
 
 
@@ -283,7 +284,7 @@ def test_isolation_hides_solutions_gradebooks_others_and_network(graded):
     html = page.read_text(encoding="utf-8")
     assert "FOUND []" in html, html[-2000:]
     if "isolation: bubblewrap" in graded["stdout"]:
-        assert "INTERFACES []" in html or "INTERFACES [&#39;lo&#39;]" in html
+        assert re.search(r"INTERFACES \[((&#39;|')lo(&#39;|'))?\]", html)   # loopback at most
 
 
 def test_delegating_to_the_reference_earns_nothing(graded):
