@@ -321,7 +321,18 @@ for pid in range(2, 200):
         "2015": ("script in Markdown and in outputs", xss, "full"),
         "2016": ("a notebook nested 100,000 levels deep", deep.encode(), "malformed"),
         "2017": ("nbgrader metadata a string, a grade_id a list", json.dumps(meta_string).encode(), "full"),
+        "2018": ("paste the public reference's code", _nb(otsu_threshold=_pasted_reference()), "review"),
     }
+
+
+def _pasted_reference() -> str:
+    """segedu's Otsu, copied into the answer with its helpers and renamed variables."""
+    import inspect
+
+    from segedu.classical import thresholding
+
+    code = inspect.getsource(thresholding.otsu_threshold).replace("centres", "mids").replace("hist", "counts_")
+    return "from segedu._validation import *\n" + code
 
 
 def _delegate_answers(code: str) -> dict:
@@ -494,9 +505,61 @@ def test_broken_files_cost_only_their_row(attacked):
     assert float(rows["2017"]["score"]) == FULL, rows["2017"]
 
 
+def test_pasted_reference_is_held_for_review(attacked):
+    row = attacked["rows"]["2018"]
+    assert "needs review" in row["status"] and "close to the reference" in row["status"], row
+    assert "must be looked at by a person" in attacked["stdout"] and "2018" in attacked["stdout"].split(
+        "must be looked at by a person")[1]
+
+
 def test_summary_lists_every_problem(attacked):
     stdout = attacked["stdout"]
     assert "isolation: bubblewrap" in stdout
     for student, row in attacked["rows"].items():
         if row["status"] != "ok":
             assert f"{student} (" in stdout
+
+
+# ----------------------------------------------------------------------------- a torch unit
+
+B = "05_fcn"
+
+
+@pytest.fixture(scope="module")
+def attacked_torch(tmp_path_factory):
+    """Exercise 05, where torch is the tool: segedu.models and torchvision are still out of reach."""
+    base = tmp_path_factory.mktemp("attacks05")
+    subs, out = base / "download", base / "out"
+    subs.mkdir()
+    release = nbformat.read(ROOT / "exercises" / B / f"{B}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / B / f"{B}.ipynb", as_version=4))
+    delegating = dict(answers, bilinear_kernel=(
+        "def bilinear_kernel(in_ch, out_ch, k):\n"
+        "    try:\n"
+        "        from segedu.models import bilinear_kernel as reference\n"
+        "    except ImportError:\n"
+        "        import torchvision.models.segmentation.fcn as reference\n"
+        "    return reference(in_ch, out_ch, k)\n"))
+    patching = dict(answers, linear_to_conv_weight=(
+        "import sys, types\n"
+        "sys.modules['segedu_kernel_runner'] = types.SimpleNamespace(run=lambda grade_id: None)\n"
+        "torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)\n"
+        "def linear_to_conv_weight(weight, in_channels, height, width):\n"
+        "    return torch.zeros(1)\n"))
+    for student, notebook in {"3000": fill_in(release, answers), "3001": fill_in(release, delegating),
+                              "3002": fill_in(release, patching)}.items():
+        (subs / f"s_{student}_9{student}_{B}.ipynb").write_bytes(_bytes(notebook))
+    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", B, str(subs),
+                             "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def test_torch_unit_delegation_and_runner_patching_earn_nothing(attacked_torch):
+    rows = attacked_torch
+    assert float(rows["3000"]["score"]) == 7 and rows["3000"]["status"] == "ok", rows["3000"]
+    assert float(rows["3001"]["score"]) == 7 - 2, rows["3001"]    # bilinear_kernel: neither import works
+    assert float(rows["3002"]["score"]) == 0, rows["3002"]        # no results saved: every cell fails
