@@ -14,6 +14,11 @@ ends in a bare number (nbgrader would read that as a partial score).
 
 Hidden tests draw their inputs from :meth:`Exercise.rng`, seeded by the grading seed. Instructors
 set their own seed each term with the environment variable ``SEGEDU_GRADING_SEED``.
+
+This is the student's side: immediate feedback while they work, in Colab too. It is not what
+decides a grade. In a grading run the student's kernel could patch anything ``check`` relies on, so
+there the test cells are planned and judged outside the kernel (:mod:`segedu.grading.plan`,
+:mod:`segedu.instructor.verdict`), and the kernel only runs the student's functions.
 """
 
 from __future__ import annotations

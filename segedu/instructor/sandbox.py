@@ -47,6 +47,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import site
 import subprocess
@@ -347,17 +348,13 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
     if not root:
         return bwrap
     uid = str(spec.uid)
-    stage_binds = [f"mount --bind {_quote(path)} {_quote(str(stage / str(i)))} || "
+    stage_binds = [f"mount --bind {shlex.quote(path)} {shlex.quote(str(stage / str(i)))} || "
                    f"{{ echo 'segedu-sandbox: failed: cannot stage {path}' >&2; exit 97; }}"
                    for i, path in enumerate(bound)]
     script = "; ".join([*stage_binds, 'exec "$@"'])
     return [_which("unshare") or "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
             _which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *bwrap]
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 # ----------------------------------------------------------------------------- kernelspec
