@@ -665,7 +665,9 @@ def test_delegation_is_caught_in_hidden_cases_too():
 
 
 @pytest.mark.xfail(strict=True, reason="threads that already run before check() starts are not profiled: "
-                                      "threading.setprofile only reaches threads started afterwards")
+                                      "threading.setprofile only reaches threads started afterwards. "
+                                      "This is the student's side only: in a grading run the reference "
+                                      "cannot be imported at all (test_grading_attacks.py)")
 def test_delegation_through_a_thread_started_before_check():
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(int).result()  # the worker thread now exists, without the tripwire's hook
