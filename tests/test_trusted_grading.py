@@ -109,6 +109,11 @@ def test_the_verdict_explains_missing_errors_and_non_data(plans):
     wrong = ~np.asarray(case.expected)
     assert "wrong answer" in judge_case("01_thresholding", case, wrong)[0]
     hidden = next(c for c in plan.cells["test_threshold"] if c.hidden)
+    leak = "\n".join(judge_case("01_thresholding", hidden, {"t": "error", "type": "ValueError", "message": "[[0.25]]"}))
+    assert "ValueError" in leak and "0.25" not in leak
+    leak = "\n".join(judge_case("01_thresholding", hidden, {"t": "error", "type": "Leak_0_25", "message": ""}))
+    assert "Leak_0_25" not in leak and "raised an exception" in leak
+    assert "Spy" not in judge_case("01_thresholding", hidden, {"t": "unsupported", "type": "Spy"})[0]
     message = "\n".join(judge_case("01_thresholding", hidden, ~np.asarray(hidden.expected)))
     assert "hidden case" in message and "expected:" not in message
 

@@ -215,6 +215,11 @@ def _not_implemented(name: str) -> str:
             f"Replace the `raise NotImplementedError()` line with your code.")
 
 
+def _builtin_exception(name) -> bool:
+    value = getattr(builtins, name, None) if isinstance(name, str) else None
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
 def judge_case(assignment: str, case: Case, result) -> list[str]:
     """The problems of one result (empty when right). ``result`` is a decoded value or ``MISSING``."""
     name = case.graded
@@ -229,9 +234,14 @@ def judge_case(assignment: str, case: Case, result) -> list[str]:
                     f"{EXERCISES[assignment].allowed} Answers that call the reference earn no points."]
         if result.get("type") == "NameError" and case.function in str(result.get("message", "")):
             return [f"{case.function} is not defined: run the cell that defines it."]
+        if case.hidden:   # the student's own text could carry the hidden inputs out: type only
+            kind = result.get("type") if _builtin_exception(result.get("type")) else "an exception"
+            return [f"{case.call} raised {kind} (messages of hidden cases are not shown; try the visible "
+                    f"cases and your own inputs of the same kind)."]
         return [f"{case.call} raised {result.get('type')}: {result.get('message')}"]
     if isinstance(result, dict) and result.get("t") == "unsupported":
-        return [f"{case.call} returned a {result.get('type')}; expected a number or a numpy array."]
+        what = "something else" if case.hidden else f"a {result.get('type')}"
+        return [f"{case.call} returned {what}; expected a number or a numpy array."]
     graded = EXERCISES[assignment].functions[name]
     problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal)
     return [f"{case.call} returned a wrong answer."] + problems if problems else []
