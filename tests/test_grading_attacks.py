@@ -17,6 +17,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -291,6 +292,55 @@ for pid in range(2, 200):
     except OSError:
         pass
 '''
+    exfiltrate = '''
+import base64, glob, json, os
+io = os.environ.get("SEGEDU_KERNEL_IO", "")
+stolen = "EXFIL[" + ";".join(base64.b64encode(open(p, "rb").read()).decode() for p in sorted(glob.glob(io + "/in/*"))) + "]"
+folder = os.path.join(io, "out", "test_otsu_bimodal")
+os.makedirs(folder, exist_ok=True)
+json.dump({"t": "error", "type": "ValueError", "message": stolen}, open(os.path.join(folder, "0.json"), "w"))
+import segedu_kernel_runner
+real_run = segedu_kernel_runner.run
+segedu_kernel_runner.run = lambda grade_id: None if grade_id == "test_otsu_bimodal" else real_run(grade_id)
+def threshold(img, t):
+    raise type(stolen, (Exception,), {})("see the type name")
+'''
+    amplify = '''
+import json, os
+folder = os.path.join(os.environ.get("SEGEDU_KERNEL_IO", "."), "out", "test_adaptive_offset")
+os.makedirs(folder, exist_ok=True)
+np.save(os.path.join(folder, "big.npy"), np.ones(8_000_000 - 32))
+json.dump({"t": "list", "v": [{"t": "array", "f": "big.npy"}] * 50}, open(os.path.join(folder, "0.json"), "w"))
+import segedu_kernel_runner
+segedu_kernel_runner.run = lambda grade_id: None
+'''
+    folders = '''
+import os, time
+base = os.path.join(os.environ.get("SEGEDU_KERNEL_IO", "."), "out", "dirs")
+os.makedirs(base, exist_ok=True)
+try:
+    for i in range(250_000):
+        os.mkdir(os.path.join(base, str(i)))
+except OSError:
+    pass
+time.sleep(3)
+'''
+    memfds = '''
+import os, time
+held, chunk = [], b"x" * (16 << 20)
+for i in range(12):
+    fd = os.memfd_create(f"m{i}")
+    for _ in range(15):
+        os.write(fd, chunk)
+    held.append(fd)
+time.sleep(3)
+'''
+    forger = '''
+import os, signal
+os.write(2, b"[ERROR] segedu-sandbox: failed: forged\\n")
+os.write(1, b"segedu-sandbox: failed: forged\\n")
+os.kill(os.getpid(), signal.SIGKILL)
+'''
     xss = copy.deepcopy(_correct("from IPython.display import HTML, display, Javascript\n"
                                  "display(HTML('<script>window.xss' + 'Output = 1</script><b>xss' + '-output</b>'))\n"))
     xss.cells.insert(1, nbformat.v4.new_markdown_cell(
@@ -322,7 +372,22 @@ for pid in range(2, 200):
         "2016": ("a notebook nested 100,000 levels deep", deep.encode(), "malformed"),
         "2017": ("nbgrader metadata a string, a grade_id a list", json.dumps(meta_string).encode(), "full"),
         "2018": ("paste the public reference's code", _nb(otsu_threshold=_pasted_reference()), "review"),
+        "2019": ("javascript links hidden behind entities and escapes", _with_markdown(
+            "[a](&#106;avascript:window.xssA=1) [b](javascript\\:window.xssB=1) [c][r]\n\n"
+            "[r]: java&#x73;cript:window.xssC=1\n"), "full"),
+        "2020": ("carry every hidden input out in an exception's type name and a long message",
+                 _stubs(exfiltrate), "zero"),
+        "2021": ("one result pointing 50 times at a 64 MB array", _stubs(amplify), "zero"),
+        "2022": ("hundreds of thousands of empty folders in out/", _correct(folders), "disk"),
+        "2023": ("memory in memfds, outside every RSS", _correct(memfds), "memory"),
+        "2024": ("forge the sandbox's failure line in the grader's log, then die", _correct(forger), "crash"),
     }
+
+
+def _with_markdown(text: str):
+    notebook = _correct("")
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(text))
+    return notebook
 
 
 def _pasted_reference() -> str:
@@ -510,6 +575,42 @@ def test_pasted_reference_is_held_for_review(attacked):
     assert "needs review" in row["status"] and "close to the reference" in row["status"], row
     assert "must be looked at by a person" in attacked["stdout"] and "2018" in attacked["stdout"].split(
         "must be looked at by a person")[1]
+
+
+def test_escaped_javascript_links_are_not_links(attacked):
+    row = attacked["rows"]["2019"]
+    assert float(row["score"]) == FULL, row
+    html = _feedback(attacked, "2019")
+    assert "window.xssA" in html or "xssA" in html   # the text is there ...
+    assert 'href="javascript' not in html.lower() and "href='javascript" not in html.lower()   # ... no link
+
+
+def test_feedback_cannot_carry_hidden_inputs_out(attacked):
+    row = attacked["rows"]["2020"]
+    assert float(row["score"]) == 0, row
+    html = _feedback(attacked, "2020")
+    # at most the first 300 characters of the student's own message are shown, then "[...]"
+    for found in re.finditer(r"EXFIL\[", html):
+        assert "[...]" in html[found.start():found.start() + 400]
+    assert len(html) < 200_000, len(html)
+
+
+def test_results_are_read_within_a_budget(attacked):
+    row = attacked["rows"]["2021"]
+    assert float(row["score"]) == 0 and row["status"] == "ok", row
+
+
+def test_disk_counts_folders_and_memory_counts_memfds(attacked):
+    rows = attacked["rows"]
+    assert "disk limit exceeded" in rows["2022"]["status"] and float(rows["2022"]["score"]) == 0, rows["2022"]
+    assert "memory limit exceeded" in rows["2023"]["status"] and float(rows["2023"]["score"]) == 0, rows["2023"]
+
+
+def test_a_kernel_cannot_write_the_graders_log(attacked):
+    row = attacked["rows"]["2024"]
+    assert row["status"].startswith("kernel crashed"), row
+    log = (attacked["out"] / ".work" / "students" / "2024" / "nbgrader.log").read_text(errors="replace")
+    assert "forged" not in log
 
 
 def test_summary_lists_every_problem(attacked):

@@ -219,3 +219,39 @@ def test_files_that_used_to_stop_the_run_are_read_or_refused():
     notebook = grade.read_submission(json.dumps(raw).encode())
     normalised, _, _ = grade.normalise(notebook, release)
     assert all(isinstance(c.metadata.get("nbgrader", {}), dict) for c in normalised.cells)
+
+
+def test_results_are_read_within_a_shared_budget_and_only_as_results(tmp_path):
+    np.save(tmp_path / "big.npy", np.ones(1000))
+    many = {"t": "list", "v": [{"t": "array", "f": "big.npy"}] * 50}
+    with pytest.raises(wire.Malformed, match="larger than"):
+        wire.decode(many, str(tmp_path), result=True, budget=[20 * 8128])
+    for kind in ({"t": "module", "cls": "Linear", "init": {"in_features": 10 ** 6, "out_features": 10 ** 6}},
+                 {"t": "coco", "f": "x.json"}, {"t": "tensor", "f": "big.npy"}, {"t": "dict", "v": []}):
+        with pytest.raises(wire.Malformed, match="cannot be"):
+            wire.decode(kind, str(tmp_path), result=True, budget=[1 << 30])
+
+
+def test_student_markdown_becomes_inert_html():
+    from segedu.instructor.verdict import sanitise_markdown
+
+    html = sanitise_markdown("[a](&#106;avascript:alert(1)) [b](javascript\\:alert(2)) [c][r]\n\n"
+                             "[r]: java&#x73;cript:alert(3)\n\n<script>alert(4)</script> <img src=x onerror=alert(5)>\n\n"
+                             "# Report\n\nMean IoU $m < 1$ is **0.8** ![plot](https://example.org/p.png)")
+    assert "javascript" not in html.lower().replace("&#106;avascript", "")   # no link target left
+    assert "<script" not in html and "onerror" not in html.split("&lt;img")[0]
+    assert "<h1" in html and "<strong>0.8</strong>" in html and 'src="https://example.org/p.png"' in html
+
+
+def test_the_paste_check_stays_cheap_on_huge_or_deep_cells():
+    import time
+
+    from segedu.instructor.similarity import close_to_reference
+
+    release = nbformat.read(ROOT / "exercises" / "01_thresholding" / "01_thresholding.ipynb", as_version=4)
+    nested = "\n".join(["\t" * d + f"def f{d}(img, t):" for d in range(90)] + ["\t" * 90 + "x = img + t"] * 3000)
+    deep = "x = " + "(" * 5000 + ")" * 5000
+    start = time.perf_counter()
+    for code in (nested, deep):
+        assert close_to_reference(fill_in(release, {"threshold": code}), "01_thresholding") == []
+    assert time.perf_counter() - start < 5

@@ -25,6 +25,7 @@ import copy
 import hashlib
 import inspect
 import io
+import re
 import shutil
 import tempfile
 import types
@@ -215,6 +216,13 @@ def _not_implemented(name: str) -> str:
             f"Replace the `raise NotImplementedError()` line with your code.")
 
 
+MESSAGE_CHARS = 300   # of a student's own error message: enough to debug, too little to carry data out
+
+
+def _plain_name(name) -> bool:
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,60}", name) is not None
+
+
 def _builtin_exception(name) -> bool:
     value = getattr(builtins, name, None) if isinstance(name, str) else None
     return isinstance(value, type) and issubclass(value, BaseException)
@@ -238,9 +246,13 @@ def judge_case(assignment: str, case: Case, result) -> list[str]:
             kind = result.get("type") if _builtin_exception(result.get("type")) else "an exception"
             return [f"{case.call} raised {kind} (messages of hidden cases are not shown; try the visible "
                     f"cases and your own inputs of the same kind)."]
-        return [f"{case.call} raised {result.get('type')}: {result.get('message')}"]
+        kind = result.get("type") if _plain_name(result.get("type")) else "an exception"
+        text = str(result.get("message", ""))
+        if len(text) > MESSAGE_CHARS:
+            text = text[:MESSAGE_CHARS] + " [...]"
+        return [f"{case.call} raised {kind}: {text}"]
     if isinstance(result, dict) and result.get("t") == "unsupported":
-        what = "something else" if case.hidden else f"a {result.get('type')}"
+        what = f"a {result.get('type')}" if not case.hidden and _plain_name(result.get("type")) else "something else"
         return [f"{case.call} returned {what}; expected a number or a numpy array."]
     graded = EXERCISES[assignment].functions[name]
     problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal)

@@ -344,21 +344,11 @@ def _max_score(db: Path, assignment: str) -> float:
         return float(gradebook.find_assignment(assignment).max_score)
 
 
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _run_watched(args, cwd: Path, env: dict, wall: float, memory: int, scratch: Path | None = None,
                  scratch_bytes: int = 0) -> tuple[int, str, str]:
-    """Run nbgrader; kill the kernel's whole process tree above ``memory`` bytes (summed), or when it
-    writes more than ``scratch_bytes`` into ``scratch``, and everything after ``wall`` seconds.
+    """Run nbgrader; kill the kernel's whole process tree above ``memory`` bytes (summed, memfds
+    included), or when it puts more than ``scratch_bytes`` or ``MAX_SCRATCH_ENTRIES`` files and
+    folders into ``scratch``, and everything after ``wall`` seconds.
 
     Returns (return code, log, what the watchdog did: "" / "memory" / "disk" / "timeout").
     """
@@ -374,8 +364,11 @@ def _run_watched(args, cwd: Path, env: dict, wall: float, memory: int, scratch: 
                 _kill_group(process)
                 break
             kernels = sandbox.descendants(process.pid)
-            over_disk = scratch is not None and tick % 5 == 0 and _folder_bytes(scratch) > scratch_bytes
-            if kernels and (over_disk or sum(sandbox.rss_bytes(pid) for pid in kernels) > memory):
+            over_disk = False
+            if scratch is not None and tick % 5 == 0:
+                used, entries = sandbox.folder_usage(scratch)
+                over_disk = used > scratch_bytes or entries > MAX_SCRATCH_ENTRIES
+            if kernels and (over_disk or sandbox.memory_bytes(kernels) > memory):
                 action = action or ("disk" if over_disk else "memory")
                 for pid in kernels:
                     try:
@@ -510,7 +503,7 @@ def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Res
 
             spec = sandbox.SandboxSpec(scratch=scratch, uid=uid, hide_modules=tuple(settings.hide_modules),
                                        python_path=(str(KERNEL_DIR),), env={"SEGEDU_KERNEL_IO": str(scratch)},
-                                       memory_mb=settings.memory_mb)
+                                       memory_mb=settings.memory_mb, quiet=True)
             sandbox.prepare(spec)
             sandbox.write_kernelspec(work / "jupyter", spec)
             env["JUPYTER_PATH"] = str(work / "jupyter") + os.pathsep + env.get("JUPYTER_PATH", "")
@@ -614,6 +607,7 @@ def _prepare_course(root: Path, out: Path, assignment: str) -> tuple[Path, str]:
 
 
 MIN_SEED = 10 ** 7
+MAX_SCRATCH_ENTRIES = 20_000
 
 
 def term_seed(raw: str | None) -> int:

@@ -84,6 +84,7 @@ class SandboxSpec:
     fsize_mb: int = 256
     nproc: int = 256
     nofile: int = 1024
+    quiet: bool = False       # the command's own stdout/stderr go nowhere (a kernel must not write the grader's log)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -343,7 +344,10 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
               "--clearenv"]
     for name, value in _environment(spec).items():
         bwrap += ["--setenv", name, value]
-    bwrap += ["--", _which("prlimit") or "/usr/bin/prlimit",
+    bwrap.append("--")
+    if spec.quiet:   # after bwrap's own set-up messages, which the grader's log should keep
+        bwrap += ["/bin/sh", "-c", 'exec "$@" >/dev/null 2>&1', "sh"]
+    bwrap += [_which("prlimit") or "/usr/bin/prlimit",
               *[f"--{name}={value}:{value}" for name, value in limits(spec).items()], "--", *argv]
     if not root:
         return bwrap
@@ -425,3 +429,43 @@ def rss_bytes(pid: int) -> int:
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants (shared pages count once per process)."""
     return sum(rss_bytes(p) for p in [pid, *descendants(pid)])
+
+
+def memory_bytes(pids) -> int:
+    """What processes hold in memory: their resident memory plus anonymous files they keep open.
+
+    A memfd (``os.memfd_create``) written with ``write()`` lives in shared memory that belongs to no
+    process's RSS; each is counted once, by its inode, through ``/proc/<pid>/fd``.
+    """
+    total, seen = 0, set()
+    for pid in pids:
+        total += rss_bytes(pid)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if not os.readlink(path).startswith("/memfd:"):
+                    continue
+                info = os.stat(path)
+            except OSError:
+                continue
+            if info.st_ino not in seen:
+                seen.add(info.st_ino)
+                total += info.st_blocks * 512
+    return total
+
+
+def folder_usage(folder) -> tuple[int, int]:
+    """(bytes of disk, entries) under ``folder``: directories and empty files cost disk too."""
+    used, entries = 0, 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            entries += 1
+            try:
+                used += max(os.lstat(os.path.join(dirpath, name)).st_blocks * 512, 512)
+            except OSError:
+                pass
+    return used, entries

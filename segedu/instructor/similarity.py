@@ -21,6 +21,9 @@ from functools import lru_cache
 
 THRESHOLD = 0.9
 MIN_TOKENS = 60
+MAX_TOKENS = 4000        # longer functions are not compared (nor is a reference that long)
+MAX_CELL_CHARS = 50_000  # a cell longer than this is not parsed: the check must stay cheap
+MAX_FUNCTIONS = 40       # per submission
 
 
 def shape(source: str) -> tuple[str, ...]:
@@ -50,12 +53,14 @@ def _body_without_docstring(node: ast.FunctionDef) -> list:
 
 
 def _function_shapes(source: str) -> dict[str, tuple]:
+    if len(source) > MAX_CELL_CHARS:
+        return {}
     try:
         tree = ast.parse(textwrap.dedent(source))
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return {}
     shapes = {}
-    for node in ast.walk(tree):
+    for node in tree.body:   # top-level functions: the answers (nested ones are part of their body)
         if isinstance(node, ast.FunctionDef):
             body = _body_without_docstring(node)
             if body:
@@ -90,14 +95,15 @@ def reference_shapes(assignment: str) -> dict[str, tuple]:
 def close_to_reference(notebook, assignment: str, threshold: float = THRESHOLD) -> list[str]:
     """Names of the references that a function in the student's answer cells closely resembles."""
     references = reference_shapes(assignment)
-    hits = []
+    hits, compared = [], 0
     for cell in notebook.cells:
         meta = cell.get("metadata", {}).get("nbgrader")
         if cell.cell_type != "code" or not (isinstance(meta, dict) and meta.get("solution")):
             continue
         for tokens in _function_shapes(cell.source).values():
-            if len(tokens) < MIN_TOKENS:
+            if not MIN_TOKENS <= len(tokens) <= MAX_TOKENS or compared >= MAX_FUNCTIONS:
                 continue
+            compared += 1
             for name, reference in references.items():
                 if len(reference) < MIN_TOKENS or name in hits:
                     continue

@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 from nbconvert.preprocessors import Preprocessor
-from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbformat.v4 import new_output
 from traitlets import Bool, Unicode
 
@@ -39,6 +38,7 @@ RUNNER_SOURCE = ("# Graded outside this notebook: your functions run on the test
 TIMEOUT_ERRORS = ("CellTimeoutError", "TimeoutError", "KeyboardInterrupt", "DeadKernelError")
 MAX_RESULT_JSON = 1 << 20
 MAX_RESULT_ARRAY = 1 << 26
+MAX_RESULTS_TOTAL = 1 << 28   # bytes of arrays read back for one notebook: nbgrader's process must stay small
 _PLANS: dict = {}
 
 
@@ -142,8 +142,11 @@ class TrustedRun(Preprocessor):
         return nb, resources
 
 
-def read_results(out_dir: Path, count: int) -> list:
-    """The decoded results of one test cell (``MISSING`` where absent or malformed)."""
+def read_results(out_dir: Path, count: int, budget: list | None = None) -> list:
+    """The decoded results of one test cell (``MISSING`` where absent, malformed or over ``budget``).
+
+    ``budget`` is a one-element list of bytes still allowed, shared by every cell of a notebook.
+    """
     from segedu.grading.plan import MISSING
 
     wire = _wire()
@@ -152,9 +155,8 @@ def read_results(out_dir: Path, count: int) -> list:
         try:
             with wire.open_in(str(out_dir), f"{index}.json", MAX_RESULT_JSON) as handle:
                 tag = json.loads(handle.read().decode("utf-8"))
-            value = wire.decode(tag, str(out_dir), max_bytes=MAX_RESULT_ARRAY)
-            if isinstance(value, dict) and value.get("t") not in ("error", "unsupported"):
-                raise wire.Malformed("a dict is not a result")
+            value = wire.decode(tag, str(out_dir), max_bytes=MAX_RESULT_ARRAY, result=True,
+                                budget=budget if budget is not None else [MAX_RESULTS_TOTAL])
         except (OSError, ValueError, RecursionError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
             value = MISSING
         results.append(value)
@@ -173,7 +175,25 @@ def _points(resources, grade_id: str) -> float | None:
         return None
 
 
-_UNSAFE_LINK = re.compile(r"(?i)\b(javascript|vbscript|data)\s*:")
+SAFE_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+             "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td", "th",
+             "thead", "tr", "ul"]
+SAFE_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "title"], "th": ["align"], "td": ["align"]}
+
+
+def sanitise_markdown(source: str) -> str:
+    """A student's Markdown as inert HTML: rendered the way nbconvert renders it, then cleaned.
+
+    Cleaning the source would not do: the renderer decodes entities and escapes in link targets
+    (``&#106;avascript:``) after any check of the source. What is stored is the cleaned HTML,
+    which Markdown passes through unchanged, so feedback and formgrader show the same safe page.
+    """
+    import bleach
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    html = markdown2html_mistune(source)
+    return bleach.clean(html, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=["http", "https", "mailto"],
+                        strip=False, strip_comments=True)
 
 
 class TrustedVerdict(Preprocessor):
@@ -188,7 +208,7 @@ class TrustedVerdict(Preprocessor):
         if state is None:
             raise RuntimeError("TrustedVerdict needs TrustedRun before Execute (see nbgrader_config.py)")
         plan, io_dir = state["plan"], Path(state["io_dir"])
-        sanitizer = SanitizeHTML(strip=False)
+        budget = [MAX_RESULTS_TOTAL]
         for cell in nb.cells:
             meta = _meta(cell)
             if _is_test_cell(cell) and meta.get("grade_id") in state["sources"]:
@@ -196,7 +216,7 @@ class TrustedVerdict(Preprocessor):
                 cases = plan.cells[grade_id]
                 timed_out = any(o.get("output_type") == "error" and o.get("ename") in TIMEOUT_ERRORS
                                 for o in cell.get("outputs", []))
-                message = judge(plan.assignment, cases, read_results(io_dir / "out" / grade_id, len(cases)))
+                message = judge(plan.assignment, cases, read_results(io_dir / "out" / grade_id, len(cases), budget))
                 cell.source = state["sources"][grade_id]
                 points = _points(resources, grade_id)
                 if points is not None:
@@ -214,7 +234,8 @@ class TrustedVerdict(Preprocessor):
                 cell.outputs = []   # the student's own outputs never reach feedback or formgrader
             elif cell.cell_type in ("markdown", "raw") and not meta.get("locked"):
                 cell.pop("attachments", None)
-                cell.source = _UNSAFE_LINK.sub(r"\1-blocked:", sanitizer.sanitize_html_tags(cell.source))
+                cell.source = sanitise_markdown(cell.source)
+        nb.metadata.pop("widgets", None)   # widget state is JSON the kernel sent: not for formgrader
         if state["temporary"]:
             shutil.rmtree(io_dir, ignore_errors=True)
             os.environ.pop("SEGEDU_KERNEL_IO", None)

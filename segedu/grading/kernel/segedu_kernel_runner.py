@@ -143,19 +143,33 @@ def open_in(folder: str, name: str, max_bytes: int):
         raise
 
 
-def load_array(folder: str, name: str, max_bytes: int) -> np.ndarray:
+def load_array(folder: str, name: str, max_bytes: int, budget: list | None = None) -> np.ndarray:
     with open_in(folder, name, max_bytes) as handle:
+        if budget is not None:   # every file read counts, also one referred to many times
+            budget[0] -= os.fstat(handle.fileno()).st_size
+            if budget[0] < 0:
+                raise Malformed("the results are larger than the grader reads")
         array = np.load(handle, allow_pickle=False)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise Malformed(f"{name} does not hold a numeric array")
     return array
 
 
-def decode(tag, folder: str, *, max_bytes: int = 1 << 28, _depth: int = 0):
-    """The value a tag stands for (the inverse of :func:`encode`)."""
+RESULT_KINDS = {"none", "bool", "int", "float", "tuple", "list", "array", "error", "unsupported"}
+
+
+def decode(tag, folder: str, *, max_bytes: int = 1 << 28, result: bool = False, budget: list | None = None,
+           _depth: int = 0):
+    """The value a tag stands for (the inverse of :func:`encode`).
+
+    With ``result=True`` (what a kernel handed back) only the kinds a result can be are accepted,
+    and ``budget`` (a one-element list of bytes) bounds what all arrays read add up to.
+    """
     if _depth > MAX_DEPTH or not isinstance(tag, dict) or not isinstance(tag.get("t"), str):
         raise Malformed("not a tagged value")
-    kind, again = tag["t"], dict(max_bytes=max_bytes, _depth=_depth + 1)
+    if result and tag["t"] not in RESULT_KINDS:
+        raise Malformed(f"a result cannot be a {tag['t']!r}")
+    kind, again = tag["t"], dict(max_bytes=max_bytes, result=result, budget=budget, _depth=_depth + 1)
     if kind == "none":
         return None
     if kind in ("bool", "int", "str"):
@@ -178,7 +192,7 @@ def decode(tag, folder: str, *, max_bytes: int = 1 << 28, _depth: int = 0):
     if kind == "dict":
         return {str(k): decode(v, folder, **again) for k, v in tag.get("v", [])}
     if kind == "array":
-        return load_array(folder, tag.get("f"), max_bytes)
+        return load_array(folder, tag.get("f"), max_bytes, budget)
     if kind == "tensor":
         import torch
 
@@ -208,7 +222,7 @@ def decode(tag, folder: str, *, max_bytes: int = 1 << 28, _depth: int = 0):
             coco.createIndex()
         return coco
     if kind in ("error", "unsupported"):
-        return dict(tag)
+        return {"t": kind, "type": str(tag.get("type", ""))[:200], "message": str(tag.get("message", ""))[:2000]}
     raise Malformed(f"unknown tag {kind!r}")
 
 
