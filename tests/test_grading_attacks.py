@@ -226,8 +226,9 @@ def threshold(img, t):
     neighbours = '''
 import glob, os, socket
 own = os.environ.get("SEGEDU_KERNEL_IO", "")
-others = [p for p in glob.glob("/tmp/**", recursive=True) + glob.glob("/tmp/sg-*/ipc/*") if own and not p.startswith(own)]
-others = [p for p in others if p not in ("/tmp/", "/tmp")]
+others = [p for p in glob.glob("/tmp/sg-*") + glob.glob("/tmp/*/ipc/*") + glob.glob("/tmp/kernel-*.json")
+          if own and not p.startswith(own)]
+others += [p for p in (''' + repr(str(out)) + ", " + repr(str(subs)) + ''') if os.path.exists(p)]
 processes = [p for p in os.listdir("/proc") if p.isdigit()]
 reached = 0
 for path in glob.glob("/tmp/sg-*/ipc/*"):

@@ -182,18 +182,30 @@ SAFE_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "title"], "th":
 
 
 def sanitise_markdown(source: str) -> str:
-    """A student's Markdown as inert HTML: rendered the way nbconvert renders it, then cleaned.
+    """A student's Markdown as inert HTML that renders to itself.
 
     Cleaning the source would not do: the renderer decodes entities and escapes in link targets
-    (``&#106;avascript:``) after any check of the source. What is stored is the cleaned HTML,
-    which Markdown passes through unchanged, so feedback and formgrader show the same safe page.
+    (``&#106;avascript:``) after any check of the source, and text that one pass leaves alone (inside
+    an HTML block) can become a link in the next. So the source is rendered the way nbconvert renders
+    it and cleaned, until rendering the result adds nothing that cleaning would remove. That HTML is
+    stored: feedback and formgrader render it again, and get exactly the cleaned page.
     """
+    import html as html_module
+
     import bleach
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    html = markdown2html_mistune(source)
-    return bleach.clean(html, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=["http", "https", "mailto"],
-                        strip=False, strip_comments=True)
+    def clean(text: str) -> str:
+        return bleach.clean(text, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=["http", "https", "mailto"],
+                            strip=False, strip_comments=True)
+
+    stored = clean(markdown2html_mistune(source))
+    for _ in range(5):
+        rendered = markdown2html_mistune(stored)
+        if clean(rendered) == rendered:
+            return stored
+        stored = clean(rendered)
+    return "<pre>" + html_module.escape(source) + "</pre>"   # never settled: show it as plain text
 
 
 class TrustedVerdict(Preprocessor):
