@@ -374,7 +374,7 @@ os.kill(os.getpid(), signal.SIGKILL)
         "2017": ("nbgrader metadata a string, a grade_id a list", json.dumps(meta_string).encode(), "full"),
         "2018": ("paste the public reference's code", _nb(otsu_threshold=_pasted_reference()), "review"),
         "2019": ("javascript links hidden behind entities and escapes", _with_markdown(
-            "[a](&#106;avascript:window.xssA=1) [b](javascript\\:window.xssB=1) [c][r]\n\n"
+            "Sentinel2019 [a](&#106;avascript:window.xssA=1) [b](javascript\\:window.xssB=1) [c][r]\n\n"
             "[r]: java&#x73;cript:window.xssC=1\n"), "full"),
         "2020": ("carry every hidden input out in an exception's type name and a long message",
                  _stubs(exfiltrate), "zero"),
@@ -582,7 +582,7 @@ def test_escaped_javascript_links_are_not_links(attacked):
     row = attacked["rows"]["2019"]
     assert float(row["score"]) == FULL, row
     html = _feedback(attacked, "2019")
-    assert "window.xssA" in html or "xssA" in html   # the text is there ...
+    assert "Sentinel2019" in html   # the student's text is there ...
     assert 'href="javascript' not in html.lower() and "href='javascript" not in html.lower()   # ... no link
 
 
@@ -591,8 +591,8 @@ def test_feedback_cannot_carry_hidden_inputs_out(attacked):
     assert float(row["score"]) == 0, row
     html = _feedback(attacked, "2020")
     # at most the first 300 characters of the student's own message are shown, then "[...]"
-    for found in re.finditer(r"EXFIL\[", html):
-        assert "[...]" in html[found.start():found.start() + 400]
+    carried = re.findall(r"EXFIL\[([A-Za-z0-9+/=;]*)", html)
+    assert carried and max(len(c) for c in carried) <= 300, [len(c) for c in carried]
     assert len(html) < 200_000, len(html)
 
 
