@@ -96,15 +96,35 @@ class Exercise:
     def assignment(self) -> str:
         return self.spec.assignment
 
+    def _seed(self) -> int:
+        return grading_seed()
+
     def rng(self, case: str) -> np.random.Generator:
         """A generator for one hidden case: the same for everyone in a term, new each term."""
-        key = [grading_seed(), zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
+        key = [self._seed(), zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
         return np.random.default_rng(key)
 
     def reference(self, name: str):
         if name not in self.spec.functions:
             raise KeyError(f"{self.assignment} grades no function called {name!r}.")
         return _resolve(self.spec.functions[name].reference)
+
+    def expected(self, name: str, args: tuple, kwargs: dict):
+        """(the reference's answer on copies of the inputs, the comparator's options for them)."""
+        graded = self.spec.functions[name]
+        reference = self.reference(name)
+        expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+        options = dict(graded.options)
+        if graded.extra is not None:
+            bound = inspect.signature(reference).bind(*args, **kwargs)
+            bound.apply_defaults()
+            options.update(_resolve(graded.extra)(**bound.arguments))
+        return expected, options
+
+    @staticmethod
+    def _reveal(hidden: bool, reveal: bool | None) -> bool:
+        """Whether a message may show whole arrays: never for hidden cases."""
+        return (not hidden) if reveal is None else bool(reveal and not hidden)
 
     def _call_text(self, name, args, kwargs, case, hidden) -> str:
         if hidden:
@@ -157,15 +177,8 @@ class Exercise:
                 f"tampered with. Remove the code that assigns to numpy functions."
             )
 
-        reference = self.reference(name)
-        expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
-        options = dict(graded.options)
-        if graded.extra is not None:
-            bound = inspect.signature(reference).bind(*args, **kwargs)
-            bound.apply_defaults()
-            options.update(_resolve(graded.extra)(**bound.arguments))
-        problems = self._compare(name, graded, got, expected, options,
-                                 reveal=(not hidden) if reveal is None else (reveal and not hidden))
+        expected, options = self.expected(name, args, kwargs)
+        problems = self._compare(name, graded, got, expected, options, reveal=self._reveal(hidden, reveal))
         if problems:
             raise AssertionError("\n".join([f"{call} returned a wrong answer."] + problems))
 

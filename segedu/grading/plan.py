@@ -23,7 +23,6 @@ import builtins
 import contextlib
 import copy
 import hashlib
-import inspect
 import io
 import re
 import shutil
@@ -32,7 +31,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Exercise, _plain, _resolve
+from . import Exercise
 from .exercises import EXERCISES
 
 
@@ -80,15 +79,10 @@ class _Recorder(Exercise):
 
     def __init__(self, spec, seed: int, cases: list):
         super().__init__(spec)
-        self._seed, self._cases = seed, cases
+        self._plan_seed, self._cases = seed, cases
 
-    def rng(self, case: str):
-        import zlib
-
-        import numpy as np
-
-        key = [self._seed, zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
-        return np.random.default_rng(key)
+    def _seed(self) -> int:
+        return self._plan_seed
 
     def check(self, name, student_function, *args, case: str, hidden: bool = False, reveal=None, **kwargs):
         graded = self.spec.functions.get(name)
@@ -96,16 +90,10 @@ class _Recorder(Exercise):
             raise PlanError(f"{self.assignment} grades no function called {name!r}.")
         if not isinstance(student_function, StudentFunction):
             raise PlanError(f"ex.check({name!r}, ...) must receive the student's function by its name.")
-        reference = self.reference(name)
-        expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
-        options = dict(graded.options)
-        if graded.extra is not None:
-            bound = inspect.signature(reference).bind(*args, **kwargs)
-            bound.apply_defaults()
-            options.update(_resolve(graded.extra)(**bound.arguments))
+        expected, options = self.expected(name, args, kwargs)
         self._cases.append(Case(
             function=student_function.name, graded=name, args=copy.deepcopy(args), kwargs=copy.deepcopy(kwargs),
-            case=case, hidden=hidden, reveal=(not hidden) if reveal is None else bool(reveal and not hidden),
+            case=case, hidden=hidden, reveal=self._reveal(hidden, reveal),
             call=self._call_text(name, args, kwargs, case, hidden), expected=expected, options=options))
 
 
