@@ -26,7 +26,7 @@ test: $(VENV)/.installed  ## the whole test suite
 lab: $(VENV)/.installed  ## JupyterLab on the course
 	$(PY) -m segedu.instructor lab
 
-bench: $(VENV)/.installed  ## time every lecture and graded notebook against the COURSE.md budgets
+bench: $(VENV)/.installed  ## every speed figure against the COURSE.md budgets: one table, build/bench.csv
 	$(PY) -m segedu.instructor bench
 
 release: $(VENV)/.installed  ## regenerate exercises/ from solutions/

@@ -37,6 +37,7 @@ c.OverwriteCells.add_missing_cells = True
 
 # Feedback must not reveal hidden tests: shorten the tracebacks of hidden-test cells, then drop the
 # hidden regions from their source.
+c.GenerateFeedback.exporter_class = "segedu.instructor.feedback.FeedbackHTMLExporter"   # templates compiled once
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "segedu.instructor.feedback.ShortenHiddenTracebacks",

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--course", help="course folder (default: the current folder)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("course", help="run lectures, regenerate exercises/, self-check grading, print a table")
-    commands.add_parser("bench", help="time lectures and graded notebooks against the budgets (writes nothing)")
+    bench = commands.add_parser("bench", help="every speed figure in one table (and build/bench.csv)")
+    bench.add_argument("--sample", type=int, default=20, help="submissions per grading measurement (0: skip)")
+    bench.add_argument("--no-lectures", action="store_true", help="skip the lectures and training demos")
     commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
     commands.add_parser("check-release", help="fail if exercises/ is stale")
     commands.add_parser("selfcheck", help="autograde each solution and untouched release")
@@ -58,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return course(root, _workdir(root, "course"))
     if args.command == "bench":
-        from .course import course
+        from .bench import bench
 
-        return course(root, _workdir(root, "bench"), write_release=False)
+        return bench(root, _workdir(root, "bench"), root / "build" / "bench.csv", lectures=not args.no_lectures,
+                     sample=args.sample)
     if args.command == "release":
         from .course import release
 

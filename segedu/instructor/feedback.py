@@ -8,6 +8,10 @@ which names the case and not its inputs (see ``segedu.grading``).
 
 from __future__ import annotations
 
+import threading
+
+from jinja2 import BytecodeCache
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
@@ -27,3 +31,35 @@ class ShortenHiddenTracebacks(Preprocessor):
             elif output.get("output_type") == "stream" and output.get("name") == "stderr":
                 output["text"] = "(hidden test output removed)\n"
         return cell, resources
+
+
+class _CompiledTemplates(BytecodeCache):
+    """Jinja's compiled templates kept for the life of the process, keyed by jinja's own checksum
+    of the template's source (a changed template compiles again)."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket):
+        with self._lock:
+            code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket):
+        with self._lock:
+            self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _CompiledTemplates()
+
+
+class FeedbackHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter, compiling the feedback templates once per process: a grading
+    worker writes hundreds of feedback pages, and compiling them took half of each page's time."""
+
+    def _create_environment(self):
+        environment = super()._create_environment()
+        environment.bytecode_cache = _TEMPLATES
+        return environment

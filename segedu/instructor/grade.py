@@ -32,8 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +44,7 @@ from pathlib import Path
 from . import sandbox
 from .nbgrader_run import CourseCopy, Scores
 from .notebooks import notebook_environment
+from .workers import Slot, WorkerPool
 
 OK = "ok"
 CACHE_VERSION = 2
@@ -78,6 +77,7 @@ class Result:
     notes: str = ""
     cells: dict = field(default_factory=dict)
     key: str = ""
+    timings: dict = field(default_factory=dict)   # seconds: autograde, feedback, cells (not a grade)
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -322,6 +322,9 @@ class Settings:
     plan_fingerprint: str
     hide_modules: tuple = ()
     scratch_mb: int = 512   # what a kernel may write into its exchange folder
+    pool: object = None     # the :class:`.workers.WorkerPool` that runs nbgrader
+    max_score: float | None = None
+    jupyter_path: str = ""  # JUPYTER_PATH of the run, before a student's kernelspec is put first
 
 
 def _read_scores(db: Path, assignment: str, notebook_id: str, student: str) -> Scores | None:
@@ -342,55 +345,6 @@ def _max_score(db: Path, assignment: str) -> float:
 
     with Gradebook(f"sqlite:///{db}") as gradebook:
         return float(gradebook.find_assignment(assignment).max_score)
-
-
-def _run_watched(args, cwd: Path, env: dict, wall: float, memory: int, scratch: Path | None = None,
-                 scratch_bytes: int = 0) -> tuple[int, str, str]:
-    """Run nbgrader; kill the kernel's whole process tree above ``memory`` bytes (summed, memfds
-    included), or when it puts more than ``scratch_bytes`` or ``MAX_SCRATCH_ENTRIES`` files and
-    folders into ``scratch``, and everything after ``wall`` seconds.
-
-    Returns (return code, log, what the watchdog did: "" / "memory" / "disk" / "timeout").
-    """
-    log_path = cwd / "nbgrader.log"
-    with open(log_path, "wb") as log:
-        # -P: nbgrader's interpreter never imports from its working folder
-        process = subprocess.Popen([sys.executable, "-P", "-m", "nbgrader", *args], cwd=cwd, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        action, start, tick = "", time.monotonic(), 0
-        while process.poll() is None:
-            if time.monotonic() - start > wall:
-                action = "timeout"
-                _kill_group(process)
-                break
-            kernels = sandbox.descendants(process.pid)
-            over_disk = False
-            if scratch is not None and tick % 5 == 0:
-                used, entries = sandbox.folder_usage(scratch)
-                over_disk = used > scratch_bytes or entries > MAX_SCRATCH_ENTRIES
-            if kernels and (over_disk or sandbox.memory_bytes(kernels) > memory):
-                action = action or ("disk" if over_disk else "memory")
-                for pid in kernels:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-            tick += 1
-            time.sleep(0.1)
-        process.wait()
-    return process.returncode, log_path.read_text(errors="replace"), action
-
-
-def _kill_group(process) -> None:
-    for pid in sandbox.descendants(process.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except OSError:
-        process.kill()
 
 
 def _timeouts(path: Path) -> list[str]:
@@ -422,11 +376,11 @@ def _release_path(settings: Settings) -> Path:
     return settings.course / "exercises" / settings.assignment / f"{settings.notebook_id}.ipynb"
 
 
-def grade_one(item: Collected, settings: Settings, uid: int = 61000) -> Result:
+def grade_one(item: Collected, settings: Settings) -> Result:
     """Grade one submission; whatever goes wrong, it returns that student's row."""
     work = settings.out / ".work" / "students" / item.student_id
     try:
-        return _grade_one(item, settings, uid, work)
+        return _grade_one(item, settings, work)
     except Exception as error:  # noqa: BLE001  one student's file must never stop the run
         result = Result(item.student_id, item.name, item.late, item.file, 0.0, 0.0,
                         f"grader error: {type(error).__name__}: {str(error)[:160]}; re-run", "", {},
@@ -435,7 +389,7 @@ def grade_one(item: Collected, settings: Settings, uid: int = 61000) -> Result:
         return result
 
 
-def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Result:
+def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
     import nbformat
 
     key = _cache_key(item, settings)
@@ -451,7 +405,9 @@ def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Res
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     release = nbformat.read(_release_path(settings), as_version=4)
-    max_score = _max_score(settings.course / "gradebook.db", settings.assignment)
+    max_score = settings.max_score
+    if max_score is None:
+        max_score = _max_score(settings.course / "gradebook.db", settings.assignment)
     result = Result(item.student_id, item.name, item.late, item.file, 0.0, max_score, "", "", {}, key)
     statuses, notes = [], list(item.notes)
     if item.late:
@@ -487,39 +443,30 @@ def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Res
     submitted.mkdir(parents=True)
     nbformat.write(notebook, submitted / f"{settings.notebook_id}.ipynb")
     autograded = work / "autograded" / item.student_id / settings.assignment
-    env = notebook_environment()
-    env.pop("SEGEDU_GRADING_SEED", None)   # the plan holds the seed; no process after it needs it
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
-    env["PYTHONNOUSERSITE"] = "1"
-    config = [f"c.Execute.timeout = {int(settings.timeout)}",
-              "c.CourseDirectory.source_directory = 'source'",
-              f"c.TrustedRun.plan_path = {str(settings.plan_path)!r}"]
-    # a short folder in /tmp: Unix socket paths must stay under ~100 bytes
-    scratch = Path(tempfile.mkdtemp(prefix="sg-", dir="/tmp" if os.path.isdir("/tmp") else None))
-    try:
-        if settings.mechanism != sandbox.NONE:
-            from segedu.instructor.verdict import KERNEL_DIR
+    log_path = work / "nbgrader.log"
+    shutil.copy2(settings.course / "nbgrader_config.py", work / "nbgrader_config.py")
 
-            spec = sandbox.SandboxSpec(scratch=scratch, uid=uid, hide_modules=tuple(settings.hide_modules),
-                                       python_path=(str(KERNEL_DIR),), env={"SEGEDU_KERNEL_IO": str(scratch)},
-                                       memory_mb=settings.memory_mb, quiet=True)
-            sandbox.prepare(spec)
-            sandbox.write_kernelspec(work / "jupyter", spec)
-            env["JUPYTER_PATH"] = str(work / "jupyter") + os.pathsep + env.get("JUPYTER_PATH", "")
-            config += ["c.KernelManager.transport = 'ipc'",
-                       f"c.KernelManager.ip = {str(scratch / 'ipc' / 'kernel')!r}",
-                       f"c.TrustedRun.io_dir = {str(scratch)!r}"]
-        shutil.copy2(settings.course / "nbgrader_config.py", work / "nbgrader_config.py")
+    def build_task(slot: Slot) -> dict:
+        config = [f"c.Execute.timeout = {int(settings.timeout)}",
+                  # the verdict has every result once the last cell ran; nothing to wait for
+                  "c.Execute.shutdown_kernel = 'immediate'",
+                  "c.CourseDirectory.source_directory = 'source'",
+                  f"c.TrustedRun.plan_path = {str(settings.plan_path)!r}"]
+        env = {"JUPYTER_RUNTIME_DIR": str(work / "runtime"), "JUPYTER_PATH": slot.jupyter_path}
+        if slot.ip:
+            config += ["c.KernelManager.transport = 'ipc'", f"c.KernelManager.ip = {slot.ip!r}",
+                       f"c.TrustedRun.io_dir = {str(slot.scratch)!r}"]
         with open(work / "nbgrader_config.py", "a") as handle:
             handle.write("\n# segedu grade: one submission, its kernel in the sandbox\n" + "\n".join(config) + "\n")
-        cells = sum(1 for c in release.cells if c.cell_type == "code")
-        wall = 120 + cells * settings.timeout * 2
-        code, log, action = _run_watched(
-            ["autograde", settings.assignment, "--create", "--force", f"--student={item.student_id}"],
-            work, env, wall, settings.memory_mb * 1024 * 1024, scratch, settings.scratch_mb << 20)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        return {"root": str(work), "assignment": settings.assignment, "student": item.student_id,
+                "log": str(log_path), "env": env}
+
+    cells = sum(1 for c in release.cells if c.cell_type == "code")
+    wall = 120 + cells * settings.timeout * 2
+    answer, action = settings.pool.run(build_task, wall, settings.memory_mb * 1024 * 1024, settings.scratch_mb << 20)
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    code = 1 if answer is None or answer.get("autograde") else 0
+    result.timings = dict((answer or {}).get("timings", {}))
     scores = _read_scores(work / "gradebook.db", settings.assignment, settings.notebook_id, item.student_id)
     executed = autograded / f"{settings.notebook_id}.ipynb"
     if action == "memory":
@@ -543,10 +490,7 @@ def _grade_one(item: Collected, settings: Settings, uid: int, work: Path) -> Res
         result.cells = {name: list(value) for name, value in scores.cells.items()}
         result.score = round(sum(got for got, _ in result.cells.values()), 6)
         result.max_score = scores.max_score
-        feedback_code, _, _ = _run_watched(
-            ["generate_feedback", settings.assignment, "--force", f"--student={item.student_id}"],
-            work, env, 300, 1 << 40)
-        if feedback_code != 0 or not _copy_feedback(work, settings, item.student_id):
+        if answer.get("feedback") != 0 or not _copy_feedback(work, settings, item.student_id):
             statuses.append("feedback not generated (see nbgrader.log)")
     result.status = "; ".join(statuses) or OK
     result.notes = "; ".join(notes)
@@ -607,7 +551,6 @@ def _prepare_course(root: Path, out: Path, assignment: str) -> tuple[Path, str]:
 
 
 MIN_SEED = 10 ** 7
-MAX_SCRATCH_ENTRIES = 20_000
 
 
 def term_seed(raw: str | None) -> int:
@@ -637,6 +580,41 @@ def hidden_modules(assignment: str) -> tuple[str, ...]:
     return tuple(sorted({"segedu"} | {prefix.split(".")[0] for prefix in EXERCISES[assignment].forbidden}))
 
 
+def slot_maker(settings: Settings):
+    """Makes the sandbox of one kernel: a short scratch root in /tmp (Unix socket paths must stay
+    under ~100 bytes), a uid of its own, and a kernelspec that starts the kernel inside it."""
+    import itertools
+
+    numbers = itertools.count()
+    homes = settings.out / ".work" / "slots"
+
+    def make_slot() -> Slot:
+        scratch = Path(tempfile.mkdtemp(prefix="sg-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        if settings.mechanism == sandbox.NONE:
+            return Slot(scratch, jupyter_path=settings.jupyter_path)
+        from segedu.instructor.verdict import KERNEL_DIR
+
+        home = homes / scratch.name
+        spec = sandbox.SandboxSpec(scratch=scratch, uid=61000 + next(numbers),
+                                   hide_modules=tuple(settings.hide_modules), python_path=(str(KERNEL_DIR),),
+                                   env={"SEGEDU_KERNEL_IO": str(scratch)}, memory_mb=settings.memory_mb, quiet=True)
+        sandbox.prepare(spec)
+        sandbox.write_kernelspec(home / "jupyter", spec)
+        jupyter_path = os.pathsep.join(p for p in (str(home / "jupyter"), settings.jupyter_path) if p)
+        return Slot(scratch, home, jupyter_path, str(scratch / "ipc" / "kernel"))
+
+    return make_slot
+
+
+def worker_environment() -> dict:
+    """The grading workers' environment: headless, one thread, no seed, our interpreter first on PATH."""
+    env = notebook_environment()
+    env.pop("SEGEDU_GRADING_SEED", None)   # the plan holds the seed; no process after it needs it
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
 def _make_plan(course_dir: Path, out: Path, assignment: str, notebook_id: str, seed: int) -> tuple[Path, str]:
     """Every case of every test cell with the reference's answers, computed once per run."""
     import pickle
@@ -659,7 +637,12 @@ def _make_plan(course_dir: Path, out: Path, assignment: str, notebook_id: str, s
 
 def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int = 1, timeout: int | None = None,
           memory_mb: int = 4096, lms_gradebook: Path | None = None, lms_column: str | None = None,
-          isolate: bool = True, seed: str | None = None, echo=print) -> list[Result]:
+          isolate: bool = True, seed: str | None = None, echo=print, report: dict | None = None) -> list[Result]:
+    """Grade every submission in ``submissions``; see the module's docstring.
+
+    ``report``, when given, receives the run's timings: ``setup_s`` (collecting, the release, the
+    plan, the workers) and ``grading_s`` (the submissions themselves), for ``make bench``.
+    """
     root, submissions, out = Path(root).resolve(), Path(submissions).resolve(), Path(out).resolve()
     if not (root / "solutions" / assignment).is_dir():
         raise SystemExit(f"No assignment {assignment!r} in {root / 'solutions'}.")
@@ -677,21 +660,31 @@ def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int =
         mechanism, words = sandbox.NONE, "NONE (--no-isolation): every row needs review"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    course_dir, notebook_id = _prepare_course(root, out, assignment)
-    plan_path, plan_key = _make_plan(course_dir, out, assignment, notebook_id, seed_value)
-    settings = Settings(assignment, notebook_id, 30 if timeout is None else timeout, memory_mb, mechanism,
-                        course_dir, out, seed_value, plan_path, plan_key, hidden_modules(assignment))
     collected, warnings = collect(submissions, assignment)
     for warning in warnings:
         echo(f"warning: {warning}")
-    uids = {item.student_id: 61000 + index for index, item in enumerate(collected)}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        fresh = list(pool.map(lambda item: grade_one(item, settings, uids[item.student_id]), collected))
-    if jobs > 1:   # a neighbour can push a kernel into a timeout: timeouts are confirmed alone
-        for index, item in enumerate(collected):
-            if "time limit" in fresh[index].status or "timed out" in fresh[index].status:
-                (out / ".work" / "students" / item.student_id / "result.json").unlink(missing_ok=True)
-                fresh[index] = grade_one(item, settings, uids[item.student_id])
+    jobs = max(1, min(jobs, len(collected)))
+    # the workers import nbgrader while the release and the plan are made
+    with WorkerPool(jobs, worker_environment(), out / ".work" / "workers") as workers:
+        course_dir, notebook_id = _prepare_course(root, out, assignment)
+        plan_path, plan_key = _make_plan(course_dir, out, assignment, notebook_id, seed_value)
+        settings = Settings(assignment, notebook_id, 30 if timeout is None else timeout, memory_mb, mechanism,
+                            course_dir, out, seed_value, plan_path, plan_key, hidden_modules(assignment),
+                            pool=workers, jupyter_path=os.environ.get("JUPYTER_PATH", ""),
+                            max_score=_max_score(course_dir / "gradebook.db", assignment))
+        workers.make_slot = slot_maker(settings)
+        workers.wait_ready()
+        graded_from = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            fresh = list(pool.map(lambda item: grade_one(item, settings), collected))
+        if jobs > 1:   # a neighbour can push a kernel into a timeout: timeouts are confirmed alone
+            for index, item in enumerate(collected):
+                if "time limit" in fresh[index].status or "timed out" in fresh[index].status:
+                    (out / ".work" / "students" / item.student_id / "result.json").unlink(missing_ok=True)
+                    fresh[index] = grade_one(item, settings)
+        if report is not None:
+            report["setup_s"] = graded_from - start
+            report["grading_s"] = time.perf_counter() - graded_from
     # merge with earlier runs in the same OUT: a re-run never loses a grade
     results = {r.student_id: r for r in _previous_results(out)}
     results.update({r.student_id: r for r in fresh})

@@ -162,16 +162,17 @@ def read_results(out_dir: Path, count: int, budget: list | None = None) -> list:
     return results
 
 
-def _points(resources, grade_id: str) -> float | None:
+def _points(resources) -> dict[str, float]:
+    """The gradebook's points of every graded cell of the notebook (one gradebook session)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     info = resources["nbgrader"]
     try:
         with Gradebook(info["db_url"]) as gradebook:
-            cell = gradebook.find_grade_cell(grade_id, info["notebook"], info["assignment"])
-            return float(cell.max_score)
+            notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+            return {cell.name: float(cell.max_score) for cell in notebook.grade_cells}
     except MissingEntry:
-        return None
+        return {}
 
 
 SAFE_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -207,6 +208,27 @@ def sanitise_markdown(source: str) -> str:
     return "<pre>" + html_module.escape(source) + "</pre>"   # never settled: show it as plain text
 
 
+def cell_seconds(nb) -> float:
+    """Seconds the kernel spent executing the notebook's cells, from nbclient's timing metadata
+    (the kernel's own timestamps: a statistic for ``make bench``, never part of a grade)."""
+    from datetime import datetime
+
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        try:
+            began = datetime.fromisoformat(str(timing["iopub.execute_input"]).replace("Z", "+00:00"))
+            ended = datetime.fromisoformat(str(timing["shell.execute_reply"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError, TypeError):
+            continue
+        total += min(max((ended - began).total_seconds(), 0.0), 3600.0)
+    return total
+
+
+# statistics of the last notebook this process judged, read by the grading worker after each task
+LAST_RUN: dict = {}
+
+
 class TrustedVerdict(Preprocessor):
     """After ``Execute``: compare outside the kernel and write every test cell's outputs."""
 
@@ -215,11 +237,15 @@ class TrustedVerdict(Preprocessor):
     def preprocess(self, nb, resources):
         from segedu.grading.plan import judge
 
+        LAST_RUN.clear()
+        LAST_RUN["cells"] = cell_seconds(nb)
+
         state = resources.get("segedu")
         if state is None:
             raise RuntimeError("TrustedVerdict needs TrustedRun before Execute (see nbgrader_config.py)")
         plan, io_dir = state["plan"], Path(state["io_dir"])
         budget = [MAX_RESULTS_TOTAL]
+        points_of = _points(resources)
         for cell in nb.cells:
             meta = _meta(cell)
             if _is_test_cell(cell) and meta.get("grade_id") in state["sources"]:
@@ -229,7 +255,7 @@ class TrustedVerdict(Preprocessor):
                                 for o in cell.get("outputs", []))
                 message = judge(plan.assignment, cases, read_results(io_dir / "out" / grade_id, len(cases), budget))
                 cell.source = state["sources"][grade_id]
-                points = _points(resources, grade_id)
+                points = points_of.get(grade_id)
                 if points is not None:
                     meta["points"] = points
                 if message is None:
