@@ -255,3 +255,31 @@ def test_the_paste_check_stays_cheap_on_huge_or_deep_cells():
     for code in (nested, deep):
         assert close_to_reference(fill_in(release, {"threshold": code}), "01_thresholding") == []
     assert time.perf_counter() - start < 5
+
+
+def test_feedback_exporter_matches_nbconvert_and_gives_images_alt_text():
+    """The grading workers' HTML exporter skips nbconvert's BeautifulSoup pass: same page text,
+    every image still has alternative text, and templates compile once per process."""
+    import html as html_module
+    import re as re_module
+
+    from nbconvert.exporters import HTMLExporter
+
+    from segedu.instructor.feedback import NO_ALT_TEXT, FeedbackHTMLExporter
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("A figure: <img src='a.png'> and <img src='b.png' alt='a bar'>"),
+                      nbformat.v4.new_code_cell("x = 1  # a comment\nprint(x)")]
+
+    def text(page):
+        body = re_module.sub(r"<style.*?</style>|<script.*?</script>", "", page, flags=re_module.S)
+        return " ".join(html_module.unescape(re_module.sub(r"<[^>]+>", " ", body)).split())
+
+    ours, _ = FeedbackHTMLExporter(template_name="classic").from_notebook_node(notebook)
+    theirs, _ = HTMLExporter(template_name="classic").from_notebook_node(notebook)
+    assert text(ours) == text(theirs)
+    images = re_module.findall(r"<img[^>]*>", ours)
+    assert len(images) == 2 and all("alt=" in image for image in images)
+    assert f'alt="{NO_ALT_TEXT}"' in images[0] and "a bar" in images[1]
+    again, _ = FeedbackHTMLExporter(template_name="classic").from_notebook_node(notebook)
+    assert again == ours

@@ -78,6 +78,7 @@ class Result:
     cells: dict = field(default_factory=dict)
     key: str = ""
     timings: dict = field(default_factory=dict)   # seconds: autograde, feedback, cells (not a grade)
+    manual: list = field(default_factory=list)    # grade ids a person grades (a written report)
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -488,6 +489,7 @@ def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
         if timeouts:
             statuses.append(f"cell time limit hit: {', '.join(timeouts)}")
         result.cells = {name: list(value) for name, value in scores.cells.items()}
+        result.manual = sorted(scores.manual)
         result.score = round(sum(got for got, _ in result.cells.values()), 6)
         result.max_score = scores.max_score
         if answer.get("feedback") != 0 or not _copy_feedback(work, settings, item.student_id):

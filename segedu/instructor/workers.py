@@ -116,7 +116,7 @@ class Worker:
         action, start, tick = "", time.monotonic(), 0
         while True:
             try:
-                answer = self.answers.get(timeout=0.05)
+                answer = self.answers.get(timeout=0.1)
                 return answer, action
             except queue.Empty:
                 pass
@@ -127,7 +127,7 @@ class Worker:
                 return None, "timeout"
             kernels = sandbox.descendants(self.process.pid)
             over_disk = False
-            if scratch is not None and tick % 10 == 0:
+            if scratch is not None and tick % 5 == 0:
                 used, entries = sandbox.folder_usage(scratch)
                 over_disk = used > scratch_bytes or entries > MAX_SCRATCH_ENTRIES
             if kernels and (over_disk or sandbox.memory_bytes(kernels) > memory):
