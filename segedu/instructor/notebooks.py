@@ -61,6 +61,9 @@ def execute_notebook(path: Path, timeout: int = 300, workdir: Path | None = None
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(workdir or path.parent)}},
+        # the kernel's own log (e.g. "running over TCP without encryption" on every start) is
+        # noise in `make course` and `make bench`; a failing cell still raises with its traceback
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     saved = dict(os.environ)
     os.environ.update(notebook_environment())
