@@ -33,9 +33,11 @@ PYTHON_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]   # what nbclient g
 # the kernel started for the next task: (slot id, AsyncKernelManager)
 _warm: dict = {}
 _WORKER_LOG = [2]   # the fd of the worker's own log, set by main()
+_BASE_ENVIRONMENT: dict = {}   # the environment the worker started with; every task starts from it
+_worker_log = logging.getLogger("segedu.grading_worker")   # the worker's own log, not a student's
 
 
-def start_next_kernel(prestart: dict, log) -> bool:
+def start_next_kernel(prestart: dict, log=_worker_log) -> bool:
     """Start the kernel of the next task's slot now; it boots while this task finishes."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
@@ -67,15 +69,19 @@ def start_next_kernel(prestart: dict, log) -> bool:
     return True
 
 
-def _discard_warm(keep: str | None = None) -> None:
+def _shutdown(manager) -> None:
     from jupyter_core.utils import run_sync
 
+    try:
+        run_sync(manager.shutdown_kernel)(now=True)
+    except Exception:   # noqa: BLE001 - already gone
+        pass
+
+
+def _discard_warm(keep: str | None = None) -> None:
+    """Shut down every early kernel but the one of slot ``keep``."""
     for slot in [s for s in _warm if s != keep]:
-        manager = _warm.pop(slot)
-        try:
-            run_sync(manager.shutdown_kernel)(now=True)
-        except Exception:   # noqa: BLE001 - already gone
-            pass
+        _shutdown(_warm.pop(slot))
 
 
 class WarmExecute(Execute):
@@ -97,6 +103,7 @@ class WarmExecute(Execute):
             if alive:
                 self.km = manager
                 return manager
+            _shutdown(manager)
         return super().create_kernel_manager()
 
 
@@ -117,22 +124,28 @@ def _config(root: str):
     return PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
 
 
-def run_task(task: dict) -> dict:
-    """Autograde (and then generate feedback for) one student of one course folder."""
+def run_task(task: dict, send=lambda message: None) -> dict:
+    """Autograde one student of one course folder, then start the next kernel and write feedback.
+
+    ``send({"phase": "autograded", ...})`` reports the autograde's outcome as soon as it is known:
+    from then on the student's kernel is gone, so the pool's watchdog stops watching, and a failure
+    in what follows (the next kernel, the feedback page) costs the feedback, never the grade.
+    """
     from nbgrader.converters import Autograde, GenerateFeedback
     from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
 
     from segedu.instructor.verdict import LAST_RUN
 
+    os.environ.clear()
+    os.environ.update(_BASE_ENVIRONMENT)
     for name in TASK_ENVIRONMENT:
         value = task.get("env", {}).get(name)
         if value:
             os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
+    _discard_warm(keep=task.get("slot"))
     logger, handler = _logger(task["log"])
-    timings = {}
+    timings, autograded = {}, None
     try:
         config = _config(task["root"])
         config.CourseDirectory.root = task["root"]
@@ -150,17 +163,18 @@ def run_task(task: dict) -> dict:
         start = time.perf_counter()
         try:
             Autograde(coursedir=coursedir, config=config, log=logger).start()
+            autograded = 0
         except NbGraderException:
-            return {"autograde": 1, "feedback": None, "timings": timings,
-                    "prestarted": bool(task.get("prestart")) and start_next_kernel(task["prestart"], logger)}
+            autograded = 1
         finally:
             timings["autograde"] = time.perf_counter() - start
             if "cells" in LAST_RUN:
                 timings["cells"] = LAST_RUN["cells"]
-            _discard_warm(keep=task.get("prestart", {}).get("id"))   # this task's, had nbgrader not used it
-        prestarted = bool(task.get("prestart")) and start_next_kernel(task["prestart"], logger)
-        if not task.get("feedback", True):
-            return {"autograde": 0, "feedback": None, "timings": timings, "prestarted": prestarted}
+            _discard_warm()   # this task's early kernel, had nbgrader not used it
+        send({"phase": "autograded", "autograde": autograded, "timings": dict(timings)})
+        prestarted = bool(task.get("prestart")) and start_next_kernel(task["prestart"])
+        if autograded or not task.get("feedback", True):
+            return {"autograde": autograded, "feedback": None, "timings": timings, "prestarted": prestarted}
         start = time.perf_counter()
         try:
             GenerateFeedback(coursedir=coursedir, config=config, log=logger).start()
@@ -171,6 +185,8 @@ def run_task(task: dict) -> dict:
         return {"autograde": 0, "feedback": feedback, "timings": timings, "prestarted": prestarted}
     except Exception:   # noqa: BLE001 - reported as this task's failure, the worker goes on
         logger.error("grading worker: %s", traceback.format_exc())
+        if autograded is not None:   # the grade stands; only the feedback is lost
+            return {"autograde": autograded, "feedback": 1, "timings": timings, "prestarted": False}
         return {"autograde": 1, "feedback": None, "timings": timings, "error": traceback.format_exc()[-400:]}
     finally:
         handler.close()
@@ -209,20 +225,30 @@ def main() -> int:
     worker_log = os.dup(2)
     _WORKER_LOG[0] = worker_log
     _redirect(None, worker_log)
+    own_log = logging.StreamHandler(os.fdopen(os.dup(worker_log), "w", buffering=1, encoding="utf-8"))
+    own_log.setFormatter(logging.Formatter("[grading worker | %(levelname)s] %(message)s"))
+    _worker_log.addHandler(own_log)
+    _worker_log.propagate = False
+    _BASE_ENVIRONMENT.update(os.environ)
     warm_up()
-    answers.write(json.dumps({"ready": os.getpid()}) + "\n")
+
+    def send(message: dict) -> None:
+        answers.write(json.dumps(message) + "\n")
+
+    send({"ready": os.getpid()})
     for line in sys.stdin:
         if not line.strip():
             continue
         task = json.loads(line)
         _redirect(task["log"], worker_log)
         try:
-            answer = run_task(task)
+            answer = run_task(task, send)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             _redirect(None, worker_log)
-        answers.write(json.dumps(answer) + "\n")
+        send(answer)
+    _discard_warm()
     return 0
 
 

@@ -34,6 +34,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 import zipfile
@@ -377,17 +378,26 @@ def _release_path(settings: Settings) -> Path:
     return settings.course / "exercises" / settings.assignment / f"{settings.notebook_id}.ipynb"
 
 
+# The grader's own share of a submission (reading, checking, writing files, the gradebook) runs one
+# student at a time, and only the waits on a worker overlap: it is a few tens of milliseconds, and
+# CPython 3.11-3.12 can fail with "SystemError: AST constructor recursion depth mismatch" when two
+# threads compile code at once (python/cpython#106905), which imports, dataclasses, sqlalchemy and
+# fastjsonschema all do.
+_GRADER_SHARE = threading.Lock()
+
+
 def grade_one(item: Collected, settings: Settings) -> Result:
     """Grade one submission; whatever goes wrong, it returns that student's row."""
     work = settings.out / ".work" / "students" / item.student_id
-    try:
-        return _grade_one(item, settings, work)
-    except Exception as error:  # noqa: BLE001  one student's file must never stop the run
-        result = Result(item.student_id, item.name, item.late, item.file, 0.0, 0.0,
-                        f"grader error: {type(error).__name__}: {str(error)[:160]}; re-run", "", {},
-                        _cache_key(item, settings))
-        _save(result, work / "result.json")
-        return result
+    with _GRADER_SHARE:
+        try:
+            return _grade_one(item, settings, work)
+        except Exception as error:  # noqa: BLE001  one student's file must never stop the run
+            result = Result(item.student_id, item.name, item.late, item.file, 0.0, 0.0,
+                            f"grader error: {type(error).__name__}: {str(error)[:160]}; re-run", "", {},
+                            _cache_key(item, settings))
+            _save(result, work / "result.json")
+            return result
 
 
 def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
@@ -464,7 +474,12 @@ def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
 
     cells = sum(1 for c in release.cells if c.cell_type == "code")
     wall = 120 + cells * settings.timeout * 2
-    answer, action = settings.pool.run(build_task, wall, settings.memory_mb * 1024 * 1024, settings.scratch_mb << 20)
+    _GRADER_SHARE.release()   # held by grade_one; other students' shares run while this one waits
+    try:
+        answer, action = settings.pool.run(build_task, wall, settings.memory_mb * 1024 * 1024,
+                                           settings.scratch_mb << 20)
+    finally:
+        _GRADER_SHARE.acquire()
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     code = 1 if answer is None or answer.get("autograde") else 0
     result.timings = dict((answer or {}).get("timings", {}))
@@ -476,6 +491,9 @@ def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
         statuses.insert(0, f"disk limit exceeded ({settings.scratch_mb} MB written): kernel killed, nothing graded")
     elif action == "timeout":
         statuses.insert(0, "grading timed out: run killed, nothing graded")
+    elif answer is not None and answer.get("error"):   # the worker's own failure, not the student's
+        last = [line for line in answer["error"].splitlines() if line.strip()]
+        statuses.insert(0, f"grader error: {(last[-1] if last else 'see nbgrader.log')[:160]}; re-run")
     elif code != 0 or not executed.exists():
         if "segedu-sandbox: failed" in log or "\nbwrap: " in log:
             statuses.insert(0, "grader error: the sandbox could not be set up (see nbgrader.log); re-run")

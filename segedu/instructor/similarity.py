@@ -16,7 +16,6 @@ import inspect
 import io
 import keyword
 import textwrap
-import threading
 import tokenize
 from functools import lru_cache
 
@@ -25,9 +24,6 @@ MIN_TOKENS = 60
 MAX_TOKENS = 4000        # longer functions are not compared (nor is a reference that long)
 MAX_CELL_CHARS = 50_000  # a cell longer than this is not parsed: the check must stay cheap
 MAX_FUNCTIONS = 40       # per submission
-# CPython 3.11-3.12 can raise "SystemError: AST constructor recursion depth mismatch" when two
-# threads build ASTs at once (python/cpython#106905); `segedu grade --jobs N` prescans in threads
-_AST_LOCK = threading.Lock()
 
 
 def shape(source: str) -> tuple[str, ...]:
@@ -59,18 +55,17 @@ def _body_without_docstring(node: ast.FunctionDef) -> list:
 def _function_shapes(source: str) -> dict[str, tuple]:
     if len(source) > MAX_CELL_CHARS:
         return {}
-    with _AST_LOCK:
-        try:
-            tree = ast.parse(textwrap.dedent(source))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return {}
-        bodies = {}
-        for node in tree.body:   # top-level functions: the answers (nested ones are part of their body)
-            if isinstance(node, ast.FunctionDef):
-                body = _body_without_docstring(node)
-                if body:
-                    bodies[node.name] = "\n".join(ast.unparse(statement) for statement in body)
-    return {name: shape(text) for name, text in bodies.items()}
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}
+    shapes = {}
+    for node in tree.body:   # top-level functions: the answers (nested ones are part of their body)
+        if isinstance(node, ast.FunctionDef):
+            body = _body_without_docstring(node)
+            if body:
+                shapes[node.name] = shape("\n".join(ast.unparse(statement) for statement in body))
+    return shapes
 
 
 @lru_cache(maxsize=None)

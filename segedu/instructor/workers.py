@@ -36,6 +36,9 @@ from . import sandbox
 
 MAX_SCRATCH_ENTRIES = 20_000
 READY_TIMEOUT_S = 300
+FEEDBACK_WALL_S = 300          # after the autograde: the next kernel's start and the feedback page
+MAX_TASKS_PER_WORKER = 200     # then a fresh worker: nothing a long run leaves behind can pile up
+MAX_WORKER_RSS = 2 << 30       # bytes; a worker above it is replaced after its task
 
 
 @dataclass
@@ -68,17 +71,20 @@ class WorkerGone(RuntimeError):
 class Worker:
     """One ``_grading_worker`` process and a thread reading its answers."""
 
+    # -P: the worker never imports from its working folder (students' folders live below it)
+    command = (sys.executable, "-P", "-m", "segedu.instructor._grading_worker")
+
     def __init__(self, env: dict, cwd: Path, log: Path):
         self.log = Path(log)
         with open(self.log, "ab") as err:
-            # -P: the worker never imports from its working folder (students' folders live below it)
             self.process = subprocess.Popen(
-                [sys.executable, "-P", "-m", "segedu.instructor._grading_worker"],
+                list(self.command),
                 cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                 start_new_session=True)
         self.answers: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.ready = False
+        self.tasks = 0
         self.next_slot: Slot | None = None   # the slot whose kernel this worker has started
 
     def _read(self) -> None:
@@ -109,22 +115,34 @@ class Worker:
     def run(self, task: dict, wall: float, memory: int, scratch: Path | None = None,
             scratch_bytes: int = 0) -> tuple[dict | None, str]:
         """Send ``task``; return (the worker's answer or None, what the watchdog did:
-        "" / "memory" / "disk" / "timeout")."""
+        "" / "memory" / "disk" / "timeout").
+
+        The watchdog watches the student's kernel until the worker reports the autograde done;
+        after that a failure or a stuck feedback page costs the feedback only (``"feedback": 1``).
+        """
         self.wait_ready()
+        self.tasks += 1
         self.process.stdin.write((json.dumps(task) + "\n").encode())
         self.process.stdin.flush()
-        action, start, tick = "", time.monotonic(), 0
+        action, tick, graded = "", 0, None
+        deadline = time.monotonic() + wall
         while True:
             try:
                 answer = self.answers.get(timeout=0.1)
-                return answer, action
             except queue.Empty:
-                pass
-            if not self.alive:
-                return None, action
-            if time.monotonic() - start > wall:
+                answer = ...
+            if answer is None or (answer is ... and not self.alive):   # the worker is gone
+                return _feedback_lost(graded), action
+            if answer is not ...:
+                if answer.get("phase") == "autograded":
+                    graded, deadline = answer, time.monotonic() + FEEDBACK_WALL_S
+                    continue
+                return answer, action
+            if time.monotonic() > deadline:
                 self.kill()
-                return None, "timeout"
+                return _feedback_lost(graded), (action if graded else "timeout")
+            if graded is not None:
+                continue
             kernels = sandbox.descendants(self.process.pid)
             over_disk = False
             if scratch is not None and tick % 5 == 0:
@@ -135,7 +153,14 @@ class Worker:
                 _kill(kernels)
             tick += 1
 
+    @property
+    def worn(self) -> bool:
+        """Time for a fresh worker (many tasks done, or grown large)."""
+        return self.tasks >= MAX_TASKS_PER_WORKER or sandbox.rss_bytes(self.process.pid) > MAX_WORKER_RSS
+
     def kill(self) -> None:
+        if self.process.returncode is not None:
+            return
         _kill(sandbox.descendants(self.process.pid))
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -144,13 +169,27 @@ class Worker:
         self.process.wait()
 
     def close(self) -> None:
-        if self.alive:
+        if self.process.returncode is None:
+            leftovers = sandbox.descendants(self.process.pid)   # before the pid can be reused
             try:
                 self.process.stdin.close()
                 self.process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
-        _kill(sandbox.descendants(self.process.pid))
+            _kill(leftovers)
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def _feedback_lost(graded: dict | None) -> dict | None:
+    """The answer of a worker that died or hung after reporting the autograde: the grade stands."""
+    if graded is None:
+        return None
+    return {"autograde": graded.get("autograde", 1), "feedback": 1, "timings": graded.get("timings", {}),
+            "prestarted": False}
 
 
 def _kill(pids) -> None:
@@ -193,9 +232,9 @@ class WorkerPool:
         slot = following = None
         try:
             if not worker.alive:
-                if worker.next_slot is not None:
-                    worker.next_slot.remove()
-                worker = self._start()
+                worker = self._replace(worker)
+                if not worker.alive:
+                    raise WorkerGone("no grading worker could be started (see OUT/.work/workers/)")
             slot, worker.next_slot = worker.next_slot, None
             if slot is None:
                 slot = self.make_slot()
@@ -212,7 +251,22 @@ class WorkerPool:
             for spare in (slot, following):
                 if spare is not None:
                     spare.remove()
-            self._idle.put(worker if worker.alive else self._start())
+            self._idle.put(self._replace(worker) if not worker.alive or worker.worn else worker)
+
+    def _replace(self, worker: Worker) -> Worker:
+        """A fresh worker for ``worker`` (closed); if none can start, the dead one, which the next
+        :meth:`run` replaces again (the pool never loses a place)."""
+        if worker.next_slot is not None:
+            worker.next_slot.remove()
+            worker.next_slot = None
+        worker.close()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+        try:
+            return self._start()
+        except Exception:   # noqa: BLE001
+            return worker
 
     def wait_ready(self) -> None:
         """Until every worker has imported what it needs (a failed start surfaces at its first task)."""
