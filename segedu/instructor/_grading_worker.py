@@ -124,6 +124,18 @@ def _config(root: str):
     return PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
 
 
+def _convert(converter, coursedir, config, logger) -> tuple[int, float]:
+    """Run one nbgrader converter over the student's notebook: (0 ok / 1 failed, seconds)."""
+    from nbgrader.converters.base import NbGraderException
+
+    start = time.perf_counter()
+    try:
+        converter(coursedir=coursedir, config=config, log=logger).start()
+        return 0, time.perf_counter() - start
+    except NbGraderException:   # nbgrader logged why, in the student's nbgrader.log
+        return 1, time.perf_counter() - start
+
+
 def run_task(task: dict, send=lambda message: None) -> dict:
     """Autograde one student of one course folder, then start the next kernel and write feedback.
 
@@ -132,7 +144,6 @@ def run_task(task: dict, send=lambda message: None) -> dict:
     in what follows (the next kernel, the feedback page) costs the feedback, never the grade.
     """
     from nbgrader.converters import Autograde, GenerateFeedback
-    from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
 
     from segedu.instructor.verdict import LAST_RUN
@@ -160,14 +171,9 @@ def run_task(task: dict, send=lambda message: None) -> dict:
                 for name in config.Autograde.autograde_preprocessors]
         coursedir = CourseDirectory(config=config, log=logger)
         LAST_RUN.clear()
-        start = time.perf_counter()
         try:
-            Autograde(coursedir=coursedir, config=config, log=logger).start()
-            autograded = 0
-        except NbGraderException:
-            autograded = 1
+            autograded, timings["autograde"] = _convert(Autograde, coursedir, config, logger)
         finally:
-            timings["autograde"] = time.perf_counter() - start
             if "cells" in LAST_RUN:
                 timings["cells"] = LAST_RUN["cells"]
             _discard_warm()   # this task's early kernel, had nbgrader not used it
@@ -175,13 +181,7 @@ def run_task(task: dict, send=lambda message: None) -> dict:
         prestarted = bool(task.get("prestart")) and start_next_kernel(task["prestart"])
         if autograded or not task.get("feedback", True):
             return {"autograde": autograded, "feedback": None, "timings": timings, "prestarted": prestarted}
-        start = time.perf_counter()
-        try:
-            GenerateFeedback(coursedir=coursedir, config=config, log=logger).start()
-            feedback = 0
-        except NbGraderException:
-            feedback = 1
-        timings["feedback"] = time.perf_counter() - start
+        feedback, timings["feedback"] = _convert(GenerateFeedback, coursedir, config, logger)
         return {"autograde": 0, "feedback": feedback, "timings": timings, "prestarted": prestarted}
     except Exception:   # noqa: BLE001 - reported as this task's failure, the worker goes on
         logger.error("grading worker: %s", traceback.format_exc())

@@ -9,7 +9,7 @@ Sections (one row per measured thing; the same rows go to ``build/bench.csv``):
   (2 s for numpy units, 5 s for torch units; the kernel's own start is not counted, imports are),
   and whether the solution scored every point and the untouched release none;
 - ``reference``: each reference operation against its library peer on the same input, as a ratio
-  of median times (goal: within 3x of torch and scikit-image, 10x of torchvision's ``roi_align``);
+  of best times, sampled in turns (goal: within 3x of torch and scikit-image, 10x of torchvision's ``roi_align``);
 - ``training``: each training demo of the lectures, the quality it printed against its time;
 - ``grading``: ``segedu grade`` on a sample of correct submissions of a numpy unit and a torch
   unit, serial and parallel: submissions per minute, the fixed cost of a submission (the run's time
@@ -134,25 +134,29 @@ def training_rows(texts: dict[str, str]) -> list[Row]:
 
 # ----------------------------------------------------------------------------- reference vs peer
 
-def median_time(fn, repeats: int = 5, min_sample_s: float = 0.05) -> float:
-    """Median seconds of one call; fast calls are looped so that a sample lasts ``min_sample_s``."""
-    fn()
-    start, loops = time.perf_counter(), 1
-    fn()
-    once = time.perf_counter() - start
-    loops = max(1, int(min_sample_s / max(once, 1e-9)))
-    samples = []
-    for _ in range(repeats):
+def paired_times(ours, theirs, repeats: int = 7, min_sample_s: float = 0.05) -> tuple[float, float]:
+    """Seconds per call of ``ours`` and ``theirs``: the best of ``repeats`` samples each, taken in
+    turns so that both see the same load (the minimum is the least disturbed sample, as ``timeit``
+    advises); fast calls are looped so that a sample lasts about ``min_sample_s``."""
+    loops = []
+    for fn in (ours, theirs):
+        fn()   # warm-up: caches, allocations, lazy imports
         start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        samples.append((time.perf_counter() - start) / loops)
-    return statistics.median(samples)
+        fn()
+        loops.append(max(1, int(min_sample_s / max(time.perf_counter() - start, 1e-9))))
+    best = [math.inf, math.inf]
+    for _ in range(repeats):
+        for index, fn in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            for _ in range(loops[index]):
+                fn()
+            best[index] = min(best[index], (time.perf_counter() - start) / loops[index])
+    return best[0], best[1]
 
 
 def _ratio_row(item: str, ours, theirs, goal: float, peer: str, agree) -> Row:
     agree()   # the two compute the same thing on this input, or the ratio means nothing
-    t_ours, t_theirs = median_time(ours), median_time(theirs)
+    t_ours, t_theirs = paired_times(ours, theirs)
     return Row("reference", item, t_ours / t_theirs, "x slower", goal,
                f"{1e3 * t_ours:.2f} ms vs {peer} {1e3 * t_theirs:.2f} ms")
 
