@@ -34,7 +34,18 @@ from ._validation import (
 
 __all__ = [
     "OKABE_ITO",
+    "ORANGE",
+    "SKY_BLUE",
+    "GREEN",
+    "YELLOW",
+    "BLUE",
+    "VERMILION",
+    "PURPLE",
     "BACKGROUND_COLOR",
+    "add_caption",
+    "credit",
+    "add_credit",
+    "label_view",
     "label_palette",
     "colorize",
     "overlay",
@@ -47,6 +58,10 @@ __all__ = [
 #: blue, vermillion, reddish purple); the eighth Okabe–Ito colour, black, is left out in favour of
 #: a dark grey background.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+
+#: The same colours by name, for lines and marks in hand-made figures. Give every line its own line
+#: style or hatch as well, so that colour is never the only cue.
+ORANGE, SKY_BLUE, GREEN, YELLOW, BLUE, VERMILION, PURPLE = OKABE_ITO
 
 #: Class 0 (background): a neutral dark grey (#333333).
 BACKGROUND_COLOR = "#333333"
@@ -508,3 +523,46 @@ def add_controls(draw, **controls):
     box = widgets.VBox([*controls.values(), output])
     display(box)
     return box
+
+
+# -- captions and credits of hand-made figures (shared by the lectures, as d2l's #@save helpers) ----
+
+
+def add_caption(fig, text, fontsize=9.5):
+    """Write ``text`` under ``fig``, wrapped to its width: the caption says what the reader should see.
+
+    >>> import matplotlib.pyplot as plt
+    >>> fig = plt.figure(figsize=(4, 2))
+    >>> add_caption(fig, "A caption.").get_text()
+    'A caption.'
+    >>> plt.close(fig)
+    """
+    import textwrap
+
+    chars_per_line = max(20, int(fig.get_figwidth() * 72 / (0.52 * fontsize)))
+    return fig.text(0.5, -0.01, textwrap.fill(" ".join(str(text).split()), chars_per_line),
+                    ha="center", va="top", fontsize=fontsize)
+
+
+def credit(name) -> str:
+    """The credit line of a bundled image, read from its metadata so that it cannot drift.
+
+    >>> credit("camera").startswith("Image: ")
+    True
+    """
+    from .data import sample_info
+
+    return f"Image: {sample_info(name).attribution}."
+
+
+def add_credit(fig, name_or_text):
+    """Print an image credit under a hand-made figure: a bundled image's name, or the credit's text."""
+    from .data import SAMPLE_NAMES
+
+    text = credit(name_or_text) if name_or_text in SAMPLE_NAMES else str(name_or_text)
+    return fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=8, style="italic", wrap=True)
+
+
+def label_view(labels, num_classes):
+    """A label map in the course's colour-blind-safe colours, with a white outline around every region."""
+    return overlay(colorize(labels, num_classes), labels, num_classes, alpha=1.0)

@@ -35,6 +35,7 @@ _LAZY = {
     "fcn8s": "fcn",
     "bilinear_kernel": "fcn",
     "linear_to_conv": "fcn",
+    "fuse_skips": "fcn",
     "conv_bn_relu": "blocks",
     "DoubleConv": "blocks",
     "VGGStage": "blocks",

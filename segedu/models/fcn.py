@@ -75,7 +75,7 @@ from torch import nn
 from .._validation import SegeduInputError, SegeduTypeError, check_in, check_positive_int
 from .blocks import VGGStage, conv_bn_relu
 
-__all__ = ["bilinear_kernel", "linear_to_conv", "FCN", "fcn32s", "fcn16s", "fcn8s", "VARIANTS"]
+__all__ = ["bilinear_kernel", "linear_to_conv", "fuse_skips", "FCN", "fcn32s", "fcn16s", "fcn8s", "VARIANTS"]
 
 #: The FCN variants, named by the stride of the finest layer they fuse.
 VARIANTS = ("32s", "16s", "8s")
@@ -236,6 +236,61 @@ def _upsample(num_classes: int, factor: int, learnable: bool) -> nn.ConvTranspos
     return up
 
 
+def fuse_skips(score32, score16=None, score8=None, upscore2=None, upscore_pool4=None, upscore=None):
+    r"""FCN's skip fusion: sum the class scores from coarse to fine, then upsample to the input size.
+
+    .. math::
+
+        \text{32s: } U_{32}(s_{32}), \quad
+        \text{16s: } U_{16}\bigl(U_2(s_{32}) + s_{16}\bigr), \quad
+        \text{8s: } U_{8}\bigl(U_2'(U_2(s_{32}) + s_{16}) + s_8\bigr)
+
+    with :math:`U_2` = ``upscore2``, :math:`U_2'` = ``upscore_pool4`` and the final :math:`U_f` =
+    ``upscore``. The variant follows from the scores given: ``score32`` alone is FCN-32s, with
+    ``score16`` FCN-16s, with both FCN-8s. Each 2× upsampling doubles the height and width exactly,
+    so the sums need no cropping (Long et al., 2015, Section 4.2). :meth:`FCN.forward`, the grader
+    of exercise 05 and lecture 05 all call this one function.
+
+    Parameters
+    ----------
+    score32 : Tensor (N, K, H/32, W/32)
+        Scores from the classifier head (``score_fr``).
+    score16 : Tensor (N, K, H/16, W/16), optional
+        Scores predicted from pool4 (``score_pool4``).
+    score8 : Tensor (N, K, H/8, W/8), optional
+        Scores predicted from pool3 (``score_pool3``); needs ``score16``.
+    upscore2, upscore_pool4, upscore : callables (modules)
+        The 2× upsampling after stride 32, the 2× one after stride 16, and the final one.
+
+    Returns
+    -------
+    Tensor (N, K, H, W)
+
+    Examples
+    --------
+    >>> import torch
+    >>> double = torch.nn.Upsample(scale_factor=2)
+    >>> s32, s16 = torch.ones(1, 2, 1, 1), torch.ones(1, 2, 2, 2)
+    >>> fuse_skips(s32, s16, upscore2=double, upscore=torch.nn.Upsample(scale_factor=16)).shape
+    torch.Size([1, 2, 32, 32])
+    """
+    if upscore is None:
+        raise SegeduInputError("fuse_skips needs the final upsampling layer: pass upscore=...")
+    if score16 is None:
+        if score8 is not None:
+            raise SegeduInputError("fuse_skips got score8 without score16: FCN-8s fuses both, so pass score16 too.")
+        return upscore(score32)
+    if upscore2 is None:
+        raise SegeduInputError("fuse_skips needs upscore2 to bring score32 to stride 16 before adding score16.")
+    fused = upscore2(score32) + score16  # stride 16
+    if score8 is None:
+        return upscore(fused)
+    if upscore_pool4 is None:
+        raise SegeduInputError("fuse_skips needs upscore_pool4 to bring the stride-16 sum to stride 8.")
+    fused = upscore_pool4(fused) + score8  # stride 8
+    return upscore(fused)
+
+
 class FCN(nn.Module):
     r"""A small fully convolutional network with FCN-32s, FCN-16s or FCN-8s skip fusion.
 
@@ -384,42 +439,19 @@ class FCN(nn.Module):
         return feats[2], feats[3], feats[4]
 
     def fuse(self, score32, score16=None, score8=None):
-        r"""Fuse the class scores of strides 32, 16 and 8 and upsample to the input size.
-
-        .. math::
-
-            \text{32s: } U_{32}(s_{32}), \quad
-            \text{16s: } U_{16}\bigl(U_2(s_{32}) + s_{16}\bigr), \quad
-            \text{8s: } U_{8}\bigl(U_2(U_2(s_{32}) + s_{16}) + s_8\bigr)
-
-        with :math:`U_2` = ``self.upscore2`` then ``self.upscore_pool4`` and the final
-        :math:`U_f` = ``self.upscore``. Each 2× upsampling doubles the height and width exactly,
-        so the sums need no cropping.
-
-        Parameters
-        ----------
-        score32 : Tensor (N, K, H/32, W/32)
-            Scores from the classifier head (``score_fr``).
-        score16 : Tensor (N, K, H/16, W/16), required by "16s" and "8s"
-            Scores predicted from pool4 (``score_pool4``).
-        score8 : Tensor (N, K, H/8, W/8), required by "8s"
-            Scores predicted from pool3 (``score_pool3``).
-
-        Returns
-        -------
-        Tensor (N, K, H, W)
-        """
-        if self.variant == "32s":
-            return self.upscore(score32)
-        if score16 is None:
+        """Fuse the scores of strides 32, 16 and 8 with this model's upsampling layers (see :func:`fuse_skips`)."""
+        if self.variant != "32s" and score16 is None:
             raise SegeduInputError(f"FCN-{self.variant} fuses the stride-16 scores: pass score16.")
-        fused = self.upscore2(score32) + score16  # stride 16
-        if self.variant == "16s":
-            return self.upscore(fused)
-        if score8 is None:
+        if self.variant == "8s" and score8 is None:
             raise SegeduInputError("FCN-8s fuses the stride-8 scores: pass score8.")
-        fused = self.upscore_pool4(fused) + score8  # stride 8
-        return self.upscore(fused)
+        return fuse_skips(
+            score32,
+            score16 if self.variant != "32s" else None,
+            score8 if self.variant == "8s" else None,
+            upscore2=getattr(self, "upscore2", None),
+            upscore_pool4=getattr(self, "upscore_pool4", None),
+            upscore=self.upscore,
+        )
 
     def forward(self, x):
         self.check_input(x)
