@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FIFTYONE_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: course test lab release check-release selfcheck links bench clean grade
+.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade
 
 $(VENV)/.installed: pyproject.toml constraints-local.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lab: $(VENV)/.installed  ## JupyterLab on the course
 
 bench: $(VENV)/.installed  ## every speed figure against the COURSE.md budgets: one table, build/bench.csv
 	$(PY) -m segedu.instructor bench
+
+checkpoints: $(VENV)/.installed  ## retrain every shipped checkpoint from its script and seed, record its provenance
+	$(PY) -m segedu.instructor checkpoints
 
 release: $(VENV)/.installed  ## regenerate exercises/ from solutions/
 	$(PY) -m segedu.instructor release
