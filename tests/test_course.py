@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from segedu.instructor import links
-from segedu.instructor.course import course, stale_releases
+from segedu._units import UNITS, Unit
+from segedu.instructor.course import course, graded_budget_s, layout_problems, stale_releases
 from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook, lecture_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,15 +27,38 @@ def copy_course(target: Path) -> Path:
     return target
 
 
-def test_layout_follows_the_naming_rule():
-    ids = assignment_ids(ROOT)
-    assert ids, "no assignments in solutions/"
-    lectures = {p.stem for p in lecture_paths(ROOT)}
-    for assignment in ids:
-        assert ASSIGNMENT_ID.match(assignment)
-        assert (ROOT / "solutions" / assignment / f"{assignment}.ipynb").exists()
-        assert (ROOT / "exercises" / assignment / f"{assignment}.ipynb").exists()
-        assert assignment in lectures, f"unit {assignment[:2]} has an exercise but no lecture"
+def test_every_unit_of_the_table_has_its_files_and_nothing_is_unlisted():
+    assert [u.name for u in UNITS] == sorted(u.name for u in UNITS), "keep segedu/_units.py in unit order"
+    assert len({u.id for u in UNITS}) == len(UNITS)
+    for unit in UNITS:
+        assert ASSIGNMENT_ID.match(unit.name), unit.name
+    assert layout_problems(ROOT) == []
+    assert assignment_ids(ROOT) == [u.name for u in UNITS]
+
+
+def test_layout_check_names_each_missing_file(tmp_path):
+    course_copy = copy_course(tmp_path / "course")
+    (course_copy / "lectures" / "02_edges.ipynb").unlink()
+    new_unit = Unit("06", "unet", "U-Net", modules=("segedu.models.unet",), tests=("tests/test_unet.py",), kind="torch")
+    problems = layout_problems(course_copy, UNITS + (new_unit,))
+    assert "unit 02: its lecture lectures/02_edges.ipynb is missing" in problems
+    assert "unit 06: its module segedu.models.unet does not exist" in problems
+    assert "unit 06: its solution solutions/06_unet/06_unet.ipynb is missing" in problems
+    assert "unit 06: its exercise exercises/06_unet/06_unet.ipynb is missing" in problems
+    assert "unit 06: its lecture lectures/06_unet.ipynb is missing" in problems
+    assert any("tests/test_unet.py is missing" in p for p in problems)
+    (course_copy / "lectures" / "07_segnet.ipynb").write_text("{}")
+    assert "07_segnet has notebooks but no row in segedu/_units.py" in layout_problems(course_copy)
+
+
+def test_budgets_come_from_the_unit_table():
+    assert graded_budget_s("00_tasks_and_metrics") == 2.0 and graded_budget_s("05_fcn") == 5.0
+    assert {u.kind for u in UNITS} <= {"numpy", "torch"}
+    with pytest.raises(KeyError, match="no unit"):
+        graded_budget_s("42_unknown")
+    table = links.units_table()
+    for unit in UNITS:
+        assert f"| {unit.id} | {unit.title} |" in table
 
 
 def test_release_is_not_stale(tmp_path):

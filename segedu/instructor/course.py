@@ -13,19 +13,57 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._units import ALL_LECTURES_BUDGET_S
+from .._units import unit as _unit
 from .nbgrader_run import CourseCopy, Scores
 from .notebooks import assignment_ids, execute_notebook, fill_in, lecture_paths, solution_answers, unit_of
 
-# Budgets of COURSE.md on a 2-core CPU: seconds per lecture, and seconds a graded notebook's cells
-# may take in the kernel (numpy-only exercises, units 00-04: 2 s; torch units: 5 s). make bench
-# measures them; the self-check table shows a whole nbgrader run, start-up included.
-LECTURE_BUDGET_S = 90
-ALL_LECTURES_BUDGET_S = 600
-NUMPY_UNITS = frozenset({"00", "01", "02", "03", "04"})
+# The budgets (seconds per lecture, seconds a graded notebook's cells may take) come from the unit
+# table, segedu/_units.py. make bench measures them; the self-check table shows a whole nbgrader run,
+# start-up included.
 
 
 def graded_budget_s(unit: str) -> float:
-    return 2.0 if unit in NUMPY_UNITS else 5.0
+    """Seconds the graded notebook of ``unit`` (an id, assignment id or path) may spend in its cells."""
+    return _unit(unit).graded_budget_s
+
+
+def unit_kind(unit: str) -> str:
+    """What the unit's graded notebook needs, "numpy" or "torch" (segedu/_units.py)."""
+    return _unit(unit).kind
+
+
+def layout_problems(root: Path, units=None) -> list[str]:
+    """What the unit table (segedu/_units.py) promises and the repository lacks, and what it has unlisted.
+
+    Each unit needs its lecture, solution and released exercise, its segedu modules and its test
+    files; every lecture, solution and exercise on disk must belong to a unit of the table.
+    """
+    import importlib.util
+
+    from .._units import UNITS
+
+    root = Path(root)
+    units = UNITS if units is None else units
+    problems = []
+    for unit in units:
+        for kind, relative in (("lecture", unit.lecture), ("solution", unit.solution), ("exercise", unit.exercise),
+                               *(("test file", t) for t in unit.tests)):
+            if not (root / relative).is_file():
+                problems.append(f"unit {unit.id}: its {kind} {relative} is missing")
+        for module in unit.modules:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                found = False
+            if not found:
+                problems.append(f"unit {unit.id}: its module {module} does not exist")
+    listed = {unit.name for unit in units}
+    on_disk = {p.stem for p in lecture_paths(root)} | set(assignment_ids(root))
+    on_disk |= {p.name for p in (root / "exercises").glob("[0-9][0-9]_*") if p.is_dir()}
+    for name in sorted(on_disk - listed):
+        problems.append(f"{name} has notebooks but no row in segedu/_units.py")
+    return problems
 
 
 SELF_CHECK_STUDENT = "selfcheck_solution"
@@ -154,7 +192,7 @@ def format_table(lectures: list[LectureRun], checks: list[SelfCheck]) -> str:
         check = by_check.get(unit)
         rows.append((
             unit,
-            "-" if lecture is None else ("FAILED" if lecture.error else _verdict(lecture.seconds, LECTURE_BUDGET_S)),
+            "-" if lecture is None else ("FAILED" if lecture.error else _verdict(lecture.seconds, _unit(unit).lecture_budget_s)),
             "-" if check is None else check.assignment,
             "-" if check is None else f"{check.solution.auto_score:g}/{check.solution.auto_max:g}",
             "-" if check is None else f"{check.untouched.auto_score:g}",
@@ -180,12 +218,14 @@ def course(root: Path, workdir: Path | None = None, run_lecture_notebooks: bool 
     workdir = Path(tempfile.mkdtemp(prefix="segedu-course-")) if own_tmp else Path(workdir)
     try:
         start = time.perf_counter()
+        layout = layout_problems(root)
         lectures = run_lectures(root) if run_lecture_notebooks else []
         if write_release:
             release(root, workdir / "release")
         checks = [self_check(root, workdir / f"check-{a}", a) for a in assignment_ids(root)]
         print(format_table(lectures, checks))
-        failures = [f"lecture {r.path.name}: {r.error}" for r in lectures if r.error]
+        failures = [f"layout: {problem}" for problem in layout]
+        failures += [f"lecture {r.path.name}: {r.error}" for r in lectures if r.error]
         failures += [
             f"{c.assignment}: solution {c.solution.auto_score:g}/{c.solution.auto_max:g} "
             f"(lost {', '.join(c.solution.lost()) or '-'}), untouched {c.untouched.auto_score:g}"
