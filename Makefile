@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints-local.txt
 course: $(VENV)/.installed  ## run lectures, regenerate exercises/, self-check grading, print a table
 	$(PY) -m segedu.instructor course
 
-test: $(VENV)/.installed  ## the whole test suite
-	$(PY) -m pytest
+test: $(VENV)/.installed  ## the whole test suite, in timed stages; STAGE=unit runs one (see segedu/instructor/testrun.py)
+	$(PY) -m segedu.instructor.testrun $(if $(STAGE),--stage $(STAGE))
 
 lab: $(VENV)/.installed  ## JupyterLab on the course
 	$(PY) -m segedu.instructor lab

@@ -14,7 +14,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("classical", "conv", "data", "grading", "instance", "losses", "metrics", "models", "training", "viz")
+_SUBMODULES = ("classical", "conv", "data", "grading", "metrics", "models", "training", "viz")
+# submodules that later units add (segedu/_units.py); named here so that the error says when
+_LATER = {"losses": "06 (U-Net)", "instance": "09 (Mask R-CNN)"}
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 
@@ -23,6 +25,9 @@ def __getattr__(name: str):
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
+    if name in _LATER:
+        raise AttributeError(f"segedu.{name} comes with unit {_LATER[name]}, which this version of segedu "
+                             f"({__version__}) does not have yet.")
     raise AttributeError(f"module 'segedu' has no attribute {name!r}")
 
 

@@ -29,7 +29,7 @@ import pytest
 from segedu.instructor import sandbox
 from segedu.instructor.notebooks import fill_in, solution_answers
 
-pytestmark = [pytest.mark.nbgrader,
+pytestmark = [pytest.mark.nbgrader, pytest.mark.attacks,
               pytest.mark.skipif(sandbox.detect()[0] == sandbox.NONE, reason="needs the bubblewrap sandbox")]
 
 ROOT = Path(__file__).resolve().parents[1]
