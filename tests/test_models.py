@@ -1,4 +1,4 @@
-"""segedu.models (FCN, blocks) and segedu.training: shapes, the bilinear kernel against
+"""segedu.models (the SegmentationModel base, FCN, blocks) and segedu.training: shapes, the bilinear kernel against
 F.interpolate, convolutionalisation, seeded training and evaluation against segedu.metrics.
 
 Models are built with small widths so that the whole file runs in a few seconds on a CPU.
@@ -20,7 +20,18 @@ from torch.utils.data import TensorDataset
 from segedu import metrics
 from segedu._validation import SegeduInputError, SegeduTypeError
 from segedu.data import shapes_dataset
-from segedu.models import FCN, DoubleConv, VGGStage, bilinear_kernel, conv_bn_relu, fcn8s, fcn16s, fcn32s
+import segedu.models
+from segedu.models import (
+    FCN,
+    DoubleConv,
+    SegmentationModel,
+    VGGStage,
+    bilinear_kernel,
+    conv_bn_relu,
+    fcn8s,
+    fcn16s,
+    fcn32s,
+)
 from segedu.models.fcn import linear_to_conv
 from segedu.training import as_dataset, evaluate, pick_device, set_seed, train_segmentation
 
@@ -130,6 +141,140 @@ def test_linear_to_conv_square_and_errors():
 
 
 # --------------------------------------------------------------------------------------------------
+# SegmentationModel: the base class and its input check
+# --------------------------------------------------------------------------------------------------
+class _Toy(SegmentationModel):
+    """A generic subclass: 1 input channel, output stride 4, 3 classes."""
+
+    def __init__(self):
+        super().__init__(in_channels=1, num_classes=3, output_stride=4)
+        self.down = nn.Conv2d(1, 3, kernel_size=4, stride=4)
+
+    def forward(self, x):
+        self.check_input(x)
+        return F.interpolate(self.down(x), scale_factor=4.0)
+
+
+def test_base_is_generic():
+    toy = _Toy()
+    assert (toy.in_channels, toy.num_classes, toy.output_stride) == (1, 3, 4)
+    for size in [(4, 4), (8, 12), (12, 20)]:
+        assert toy(torch.rand(2, 1, *size)).shape == (2, 3, *size)
+    assert toy(torch.rand(1, 1, 8, 8, dtype=torch.float64).float()).dtype == torch.float32
+    assert "output_stride=4" in repr(_Toy()) or "output_stride=4" in SegmentationModel.extra_repr(toy)
+
+
+# (input, error class, pattern naming the problem, pattern naming the fix)
+_TOY_CASES = {
+    "numpy": (np.zeros((8, 8), dtype=np.float32), SegeduTypeError,
+              r"^_Toy expects a torch\.Tensor of shape \(N, 1, H, W\), but got a numpy\.ndarray of shape \(8, 8\)",
+              re.escape("torch.from_numpy(img).float()[None, None]")),
+    "list": ([[0.0] * 8] * 8, SegeduTypeError, r"but got a list", re.escape("torch.from_numpy(")),
+    "no batch axis": (torch.rand(1, 8, 8), SegeduInputError, re.escape("got 3-D input of shape (1, 8, 8)"),
+                      re.escape("Add a batch axis with x[None]")),
+    "grey batch without channel": (torch.rand(2, 8, 8), SegeduInputError, r"3-D input", re.escape("x[:, None]")),
+    "2-D grey image": (torch.rand(8, 8), SegeduInputError, r"2-D input", re.escape("x[None, None]")),
+    "channels-last": (torch.rand(2, 8, 8, 1), SegeduInputError,
+                      re.escape("in_channels=1, but the input has 8 channels (shape (2, 8, 8, 1))"),
+                      re.escape("channels-last (N, H, W, C): use x.permute(0, 3, 1, 2)")),
+    "colour image": (torch.rand(2, 3, 8, 8), SegeduInputError, r"in_channels=1, but the input has 3 channels",
+                     r"convert it to grey .*or build the model with in_channels=3"),
+    "height not a multiple": (torch.rand(2, 1, 10, 8), SegeduInputError,
+                              r"_Toy needs the input height and width to be multiples of 4 .*but got 10×8",
+                              re.escape("Pad the image to 12×8") + ".*"
+                              + re.escape("pad(x, (0, 0, 0, 2), mode='reflect')") + ".*" + re.escape("logits[..., :10, :8]")),
+    "width not a multiple": (torch.rand(2, 1, 8, 2), SegeduInputError, r"multiples of 4 .*but got 8×2",
+                             re.escape("Pad the image to 8×4") + ".*" + re.escape("pad(x, (0, 2, 0, 0))") + r".*:8, :2\]"),
+    "empty height": (torch.rand(2, 1, 0, 8), SegeduInputError, r"_Toy got an empty image of size 0×8",
+                     r"at least 4×4 pixels"),
+    "empty width": (torch.rand(2, 1, 8, 0), SegeduInputError, r"empty image of size 8×0", r"at least 4×4"),
+    "uint8": (torch.zeros(2, 1, 8, 8, dtype=torch.uint8), SegeduTypeError,
+              r"_Toy expects a floating-point image, but the input has integer dtype torch\.uint8",
+              re.escape("x.float() / 255") + ".*0..1"),
+    "int64": (torch.zeros(2, 1, 8, 8, dtype=torch.int64), SegeduTypeError, r"integer dtype torch\.int64",
+              re.escape("x.float()")),
+    "bool": (torch.zeros(2, 1, 8, 8, dtype=torch.bool), SegeduTypeError, r"boolean dtype torch\.bool",
+             re.escape("x.float()")),
+}
+
+
+@pytest.mark.parametrize("case", list(_TOY_CASES))
+def test_base_error_names_problem_and_fix(case):
+    x, error, problem, fix = _TOY_CASES[case]
+    with pytest.raises(error) as info:
+        _Toy()(x)
+    message = str(info.value)
+    assert re.search(problem, message), f"{case}: the problem is not named in {message!r}"
+    assert re.search(fix, message), f"{case}: the fix is not named in {message!r}"
+    # every error is a ValueError or TypeError, so ordinary except clauses keep working
+    assert isinstance(info.value, (ValueError, TypeError))
+
+
+def test_base_pad_fix_works():
+    """The padding the message suggests really makes the input valid, and the crop restores the size."""
+    toy = _Toy()
+    x = torch.rand(1, 1, 10, 7)
+    with pytest.raises(SegeduInputError) as info:
+        toy(x)
+    call = re.search(r"torch\.nn\.functional\.pad\(x, \((\d+), (\d+), (\d+), (\d+)\), mode='reflect'\)", str(info.value))
+    assert call, str(info.value)
+    padded = F.pad(x, tuple(int(call[i]) for i in range(1, 5)), mode="reflect")
+    assert padded.shape[-2:] == (12, 8)
+    assert toy(padded)[..., :10, :7].shape == (1, 3, 10, 7)
+    # with a pad larger than the image, reflect is impossible: the message suggests plain zero padding
+    with pytest.raises(SegeduInputError) as info:
+        fcn32s(2, width=2)(torch.rand(1, 3, 10, 64))
+    assert "pad(x, (0, 0, 0, 22))" in str(info.value) and "reflect" not in str(info.value)
+
+
+def test_base_constructor_checks():
+    with pytest.raises(SegeduInputError, match="output_stride must be at least 1"):
+        SegmentationModel(in_channels=1, num_classes=2, output_stride=0)
+    with pytest.raises(SegeduTypeError, match="in_channels must be an int"):
+        SegmentationModel(in_channels=1.0, num_classes=2)
+    with pytest.raises(TypeError):  # keyword-only: in_channels and num_classes cannot be swapped silently
+        SegmentationModel(3, 2)
+    plain = SegmentationModel(in_channels=3, num_classes=1)
+    assert plain.output_stride == 1
+    plain.check_input(torch.rand(1, 3, 5, 7))  # output_stride 1: any size passes
+
+
+# --------------------------------------------------------------------------------------------------
+# the package: __all__, star import, lazy loading, names of later units
+# --------------------------------------------------------------------------------------------------
+def test_models_all_resolves_and_star_import():
+    assert {"SegmentationModel", "fuse_skips", "FCN", "bilinear_kernel"} <= set(segedu.models.__all__)
+    for name in segedu.models.__all__:
+        assert getattr(segedu.models, name) is not None, name
+    namespace = {}
+    exec("from segedu.models import *", namespace)
+    assert set(segedu.models.__all__) <= set(namespace)
+    assert namespace["fuse_skips"] is segedu.models.fcn.fuse_skips
+    for module in ("_base", "fcn", "blocks"):
+        mod = __import__(f"segedu.models.{module}", fromlist=["__all__"])
+        for name in mod.__all__:
+            assert hasattr(mod, name), f"segedu.models.{module}.__all__ lists {name!r}, which does not exist"
+
+
+@pytest.mark.parametrize("name, unit", [("UNet", "06"), ("center_crop", "06"), ("SegNet", "07"), ("DeepLab", "08"),
+                                        ("TinySAM", "10")])
+def test_models_names_of_later_units(name, unit):
+    if name in segedu.models.__all__:
+        pytest.skip(f"{name} has been added")
+    with pytest.raises(AttributeError, match=rf"segedu\.models\.{name} is added by unit {unit}\b"):
+        getattr(segedu.models, name)
+    assert name not in dir(segedu.models)
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchNet'"):
+        segedu.models.NoSuchNet
+
+
+def test_import_segedu_models_is_lazy():
+    code = "import segedu.models, sys; assert 'torch' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+# --------------------------------------------------------------------------------------------------
 # FCN
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
@@ -193,9 +338,11 @@ def test_fcn_fuse_matches_formula():
 
 def test_fcn_error_messages():
     model = fcn8s(4, width=2)
-    with pytest.raises(SegeduInputError, match=r"multiples of 32.*got 50×64.*Pad the image to 64×64"):
+    assert isinstance(model, SegmentationModel) and model.output_stride == 32
+    assert (model.in_channels, model.num_classes) == (3, 4)
+    with pytest.raises(SegeduInputError, match=r"FCN needs .*multiples of 32.*got 50×64.*Pad the image to 64×64"):
         model(torch.rand(1, 3, 50, 64))
-    with pytest.raises(SegeduInputError, match=r"in_channels=3, but the input has 1 channels"):
+    with pytest.raises(SegeduInputError, match=r"FCN was built with in_channels=3, but the input has 1 channel\b"):
         model(torch.rand(1, 1, 64, 64))
     with pytest.raises(SegeduInputError, match=r"channels-last.*permute\(0, 3, 1, 2\)"):
         model(torch.rand(1, 64, 64, 3))

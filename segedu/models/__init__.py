@@ -1,20 +1,27 @@
 """The course's segmentation networks, small enough to train on a CPU.
 
-=====================  ==============================================  ================================
-name                   what                                            module
-=====================  ==============================================  ================================
-``FCN``                FCN-32s/16s/8s (Long et al. 2015)               :mod:`segedu.models.fcn`
-``fcn32s`` …           thin builders, like torchvision's               :mod:`segedu.models.fcn`
-``bilinear_kernel``    bilinear upsampling filter for ConvTranspose2d  :mod:`segedu.models.fcn`
-``linear_to_conv``     convolutionalise a fully connected layer        :mod:`segedu.models.fcn`
-``UNet``               U-Net (Ronneberger et al. 2015)                 :mod:`segedu.models.unet`
-``SegNet``             SegNet (Badrinarayanan et al. 2017)             :mod:`segedu.models.segnet`
-``DeepLab``            DeepLab with ASPP (Chen et al. 2018)            :mod:`segedu.models.deeplab`
-``TinySAM``            a tiny Segment Anything (Kirillov et al. 2023)  :mod:`segedu.models.sam`
-=====================  ==============================================  ================================
+========================  ==============================================  ================================
+name                      what                                            module
+========================  ==============================================  ================================
+``SegmentationModel``     base class: ``in_channels``, ``num_classes``,   :mod:`segedu.models._base`
+                          ``output_stride`` and one input check
+``FCN``                   FCN-32s/16s/8s (Long et al. 2015)               :mod:`segedu.models.fcn`
+``fcn32s`` …              thin builders, like torchvision's               :mod:`segedu.models.fcn`
+``bilinear_kernel``       bilinear upsampling filter for ConvTranspose2d  :mod:`segedu.models.fcn`
+``linear_to_conv``        convolutionalise a fully connected layer        :mod:`segedu.models.fcn`
+``fuse_skips``            FCN's skip fusion, as a pure function           :mod:`segedu.models.fcn`
+``conv_bn_relu`` …        building blocks (``DoubleConv``, ``VGGStage``)  :mod:`segedu.models.blocks`
+``load_checkpoint``       a trained model shipped with segedu             :mod:`segedu.models.checkpoint`
+========================  ==============================================  ================================
 
-The reusable blocks (``conv_bn_relu``, ``DoubleConv``, ``VGGStage``) are in
-:mod:`segedu.models.blocks`. Every network returns logits of shape ``(N, K, H, W)``.
+Later units add ``UNet`` and ``center_crop`` (unit 06), ``SegNet`` (07), ``DeepLab`` and ``ASPP``
+(08) and ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
+``AttributeError`` that says which unit adds them, and ``__all__`` lists only the names that exist,
+so ``from segedu.models import *`` always works.
+
+Every network is a :class:`SegmentationModel`: it takes ``(N, in_channels, H, W)`` float images,
+checks them first (wrong type, shape, channels, size or dtype raise an error that names the fix) and
+returns logits of shape ``(N, K, H, W)``.
 
 Names load on first use (PEP 562), so ``import segedu.models`` is cheap; using a name imports torch.
 
@@ -27,8 +34,9 @@ from __future__ import annotations
 
 import importlib
 
-# public name -> submodule that defines it
+# public name -> submodule that defines it (only modules that exist: a later unit adds its row)
 _LAZY = {
+    "SegmentationModel": "_base",
     "FCN": "fcn",
     "fcn32s": "fcn",
     "fcn16s": "fcn",
@@ -39,10 +47,18 @@ _LAZY = {
     "conv_bn_relu": "blocks",
     "DoubleConv": "blocks",
     "VGGStage": "blocks",
-    "UNet": "unet",
-    "SegNet": "segnet",
-    "DeepLab": "deeplab",
-    "TinySAM": "sam",
+    "load_checkpoint": "checkpoint",
+}
+
+# public name of a later unit -> (its future submodule, the unit that adds it). When the unit lands,
+# its names move from here to _LAZY.
+_LATER = {
+    "UNet": ("unet", "06 (U-Net)"),
+    "center_crop": ("unet", "06 (U-Net)"),
+    "SegNet": ("segnet", "07 (SegNet)"),
+    "DeepLab": ("deeplab", "08 (DeepLab)"),
+    "ASPP": ("deeplab", "08 (DeepLab)"),
+    "TinySAM": ("sam", "10 (SAM)"),
 }
 
 __all__ = list(_LAZY)
@@ -51,17 +67,15 @@ __all__ = list(_LAZY)
 def __getattr__(name: str):
     module_name = _LAZY.get(name)
     if module_name is None:
+        if name in _LATER:
+            module_name, unit = _LATER[name]
+            raise AttributeError(
+                f"segedu.models.{name} is added by unit {unit}, in {__name__}.{module_name}, which is not part of "
+                f"this version of segedu. Use the segedu release that unit {unit.split()[0]}'s notebooks install "
+                f"(their setup cell names it)."
+            )
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    full = f"{__name__}.{module_name}"
-    try:
-        module = importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:
-            raise
-        raise AttributeError(
-            f"segedu.models.{name} lives in {full}, which is not part of this version of segedu."
-        ) from None
-    value = getattr(module, name)
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
     globals()[name] = value
     return value
 

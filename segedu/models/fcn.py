@@ -73,6 +73,7 @@ import torch
 from torch import nn
 
 from .._validation import SegeduInputError, SegeduTypeError, check_in, check_positive_int
+from ._base import SegmentationModel
 from .blocks import VGGStage, conv_bn_relu
 
 __all__ = ["bilinear_kernel", "linear_to_conv", "fuse_skips", "FCN", "fcn32s", "fcn16s", "fcn8s", "VARIANTS"]
@@ -80,6 +81,7 @@ __all__ = ["bilinear_kernel", "linear_to_conv", "fuse_skips", "FCN", "fcn32s", "
 #: The FCN variants, named by the stride of the finest layer they fuse.
 VARIANTS = ("32s", "16s", "8s")
 
+#: Total stride of the five 2×2 pools: FCN's ``output_stride``.
 _STRIDE = 32
 
 
@@ -291,7 +293,7 @@ def fuse_skips(score32, score16=None, score8=None, upscore2=None, upscore_pool4=
     return upscore(fused)
 
 
-class FCN(nn.Module):
+class FCN(SegmentationModel):
     r"""A small fully convolutional network with FCN-32s, FCN-16s or FCN-8s skip fusion.
 
     Architecture (channels for ``width=w``; the stride is relative to the input):
@@ -333,8 +335,10 @@ class FCN(nn.Module):
     ----------------
     ``forward(x)`` takes ``x`` of shape ``(N, in_channels, H, W)`` with ``H`` and ``W`` multiples of
     32 and returns logits (unnormalised class scores) of shape ``(N, K, H, W)``; the prediction is
-    ``logits.argmax(1)``. Other sizes raise :class:`~segedu._validation.SegeduInputError`: pad or
-    crop the image to a multiple of 32 first.
+    ``logits.argmax(1)``. FCN is a :class:`~segedu.models.SegmentationModel` with
+    ``output_stride=32`` (five 2×2 pools), so :meth:`~segedu.models.SegmentationModel.check_input`
+    rejects other sizes with a :class:`~segedu._validation.SegeduInputError` that gives the padded
+    size and the ``F.pad`` call; pad the image and crop the logits back.
 
     Examples
     --------
@@ -350,11 +354,10 @@ class FCN(nn.Module):
     """
 
     def __init__(self, num_classes, variant="8s", in_channels=3, width=16, convs=2, head_channels=None):
-        super().__init__()
-        self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+        num_classes = check_positive_int(num_classes, "num_classes", minimum=2)  # softmax over >= 2 classes
         check_in(variant, "variant", VARIANTS)
+        super().__init__(in_channels=in_channels, num_classes=num_classes, output_stride=_STRIDE)
         self.variant = variant
-        self.in_channels = check_positive_int(in_channels, "in_channels")
         self.width = check_positive_int(width, "width")
         if isinstance(convs, numbers.Integral) and not isinstance(convs, bool):
             convs = (convs,) * 5
@@ -391,45 +394,7 @@ class FCN(nn.Module):
                 nn.init.zeros_(layer.bias)
         self.upscore = _upsample(K, int(variant[:-1]), learnable=False)
 
-    # -- the three steps of forward -------------------------------------------------------------
-    def check_input(self, x) -> None:
-        """Raise a :class:`SegeduInputError` that names the fix unless ``x`` is a valid input."""
-        if not isinstance(x, torch.Tensor):
-            raise SegeduTypeError(
-                f"FCN expects a torch.Tensor of shape (N, {self.in_channels}, H, W), but got {type(x).__name__}. "
-                f"Convert a numpy image with torch.from_numpy(img).permute(2, 0, 1)[None]."
-            )
-        shape = tuple(x.shape)
-        if x.ndim != 4:
-            hint = " Add a batch axis with x[None] (or x.unsqueeze(0))." if x.ndim == 3 else ""
-            raise SegeduInputError(
-                f"FCN expects a batch of shape (N, {self.in_channels}, H, W), but got {x.ndim}-D input of "
-                f"shape {shape}.{hint}"
-            )
-        if shape[1] != self.in_channels:
-            hint = ""
-            if shape[-1] == self.in_channels:
-                hint = " It looks channels-last (N, H, W, C): use x.permute(0, 3, 1, 2)."
-            raise SegeduInputError(
-                f"FCN was built with in_channels={self.in_channels}, but the input has {shape[1]} channels "
-                f"(shape {shape}).{hint}"
-            )
-        h, w = shape[2], shape[3]
-        if h % _STRIDE or w % _STRIDE or h == 0 or w == 0:
-            good_h = max(_STRIDE, -(-h // _STRIDE) * _STRIDE)
-            good_w = max(_STRIDE, -(-w // _STRIDE) * _STRIDE)
-            raise SegeduInputError(
-                f"FCN needs the input height and width to be multiples of {_STRIDE} (its five 2×2 pools "
-                f"give a total stride of {_STRIDE}), but got {h}×{w}. Pad the image to {good_h}×{good_w} "
-                f"(e.g. torch.nn.functional.pad(x, (0, {good_w - w}, 0, {good_h - h}))) or crop it, and "
-                f"crop the logits back afterwards."
-            )
-        if not x.is_floating_point():
-            raise SegeduTypeError(
-                f"FCN expects a floating-point image, but the input has dtype {x.dtype}. "
-                f"Use x.float() (and scale 0..255 images to 0..1)."
-            )
-
+    # -- the three steps of forward (after SegmentationModel.check_input) ----------------------
     def encode(self, x):
         """The backbone: returns the outputs of pool3, pool4 and pool5 (strides 8, 16, 32)."""
         feats = []
