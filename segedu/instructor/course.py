@@ -166,7 +166,8 @@ def _printed(notebook) -> str:
                    for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-def run_lectures(root: Path, keep_outputs: bool = False) -> list[LectureRun]:
+def run_lectures(root: Path, keep_outputs: bool = False, echo=None) -> list[LectureRun]:
+    """Execute every lecture headless; ``echo`` (e.g. ``print``) gets one progress line per lecture."""
     runs = []
     for path in lecture_paths(root):
         try:
@@ -174,6 +175,9 @@ def run_lectures(root: Path, keep_outputs: bool = False) -> list[LectureRun]:
             runs.append(LectureRun(path, seconds, text=_printed(notebook) if keep_outputs else ""))
         except Exception as error:  # report every lecture, then fail
             runs.append(LectureRun(path, float("nan"), f"{type(error).__name__}: {str(error)[-2000:]}"))
+        if echo:
+            run = runs[-1]
+            echo(f"lecture {path.stem}: " + ("FAILED" if run.error else f"{run.seconds:.1f} s"))
     return runs
 
 
@@ -219,10 +223,18 @@ def course(root: Path, workdir: Path | None = None, run_lecture_notebooks: bool 
     try:
         start = time.perf_counter()
         layout = layout_problems(root)
-        lectures = run_lectures(root) if run_lecture_notebooks else []
+        for problem in layout:
+            print(f"layout: {problem}", flush=True)
+        lectures = run_lectures(root, echo=lambda line: print(line, flush=True)) if run_lecture_notebooks else []
         if write_release:
-            release(root, workdir / "release")
-        checks = [self_check(root, workdir / f"check-{a}", a) for a in assignment_ids(root)]
+            print("regenerated " + ", ".join(f"exercises/{a}" for a in release(root, workdir / "release")), flush=True)
+        checks = []
+        for assignment in assignment_ids(root):
+            checks.append(self_check(root, workdir / f"check-{assignment}", assignment))
+            check = checks[-1]
+            print(f"self-check {assignment}: solution {check.solution.auto_score:g}/{check.solution.auto_max:g}, "
+                  f"untouched {check.untouched.auto_score:g}", flush=True)
+        print()
         print(format_table(lectures, checks))
         failures = [f"layout: {problem}" for problem in layout]
         failures += [f"lecture {r.path.name}: {r.error}" for r in lectures if r.error]
