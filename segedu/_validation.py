@@ -26,6 +26,10 @@ __all__ = [
     "check_in",
     "check_grey_image",
     "check_real_scalar",
+    "check_binary_mask",
+    "check_size",
+    "check_seed",
+    "check_ignore_index",
     "float_dtype_of",
 ]
 
@@ -155,11 +159,12 @@ def check_label_range(arr: np.ndarray, name: str, num_classes: int, ignore_index
         )
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
+def check_positive_int(value, name: str, minimum: int = 1, hint: str = "") -> int:
+    """An int (numpy integers too, bools refused) of at least ``minimum``; ``hint`` ends the range error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SegeduTypeError(f"{name} must be an int, but got {value!r} ({type(value).__name__}).")
     if value < minimum:
-        raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.")
+        raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.{hint}")
     return int(value)
 
 
@@ -201,6 +206,123 @@ def check_real_scalar(value, name: str, minimum=None, strict: bool = False) -> f
         if not strict and value < minimum:
             raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.")
     return value
+
+
+def _show_values(values: np.ndarray, limit: int = 5) -> str:
+    """The first ``limit`` of the sorted distinct ``values``, as ``"0, 2, 255, ..."``."""
+    shown = ", ".join(str(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    return shown + (", ..." if values.size > limit else "")
+
+
+def check_binary_mask(mask, name: str = "mask") -> np.ndarray:
+    """A boolean mask from booleans, or from integers or floats that are all 0 or 1.
+
+    The shape is not checked (use :func:`check_ndim`). Label maps, 0/255 images and probabilities
+    are refused with the one-line fix for each.
+
+    >>> check_binary_mask([[0, 1], [1, 0]], "mask")
+    array([[False,  True],
+           [ True, False]])
+    >>> check_binary_mask(np.array([0, 255]), "mask")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    segedu._validation.SegeduInputError: mask must be a binary mask ... the values 0, 255. ... use (mask > 0).
+    """
+    arr = as_array(mask, name)
+    if arr.dtype == bool:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise SegeduInputError(
+                f"{name} must be a binary mask of 0s and 1s (or booleans), but it holds the values "
+                f"{_show_values(np.unique(arr))}. If it is a label map, select one class with ({name} == c); "
+                f"if it is a 0/255 image, use ({name} > 0)."
+            )
+        return arr.astype(bool)
+    if np.issubdtype(arr.dtype, np.floating):
+        binary = (arr == 0) | (arr == 1)
+        if not np.all(binary):
+            values = np.unique(arr[~binary])
+            raise SegeduTypeError(
+                f"{name} must be a binary mask (booleans, or 0s and 1s), but it holds the {arr.dtype} "
+                f"values {_show_values(values)}. If they are probabilities, threshold them first, e.g. "
+                f"({name} > 0.5); if it is a 0/255 image, use ({name} > 0)."
+            )
+        return arr.astype(bool)
+    raise SegeduTypeError(
+        f"{name} must be a binary mask (booleans, or 0s and 1s), but its dtype is {arr.dtype}. "
+        f"Build it with a comparison, e.g. ({name} > 0)."
+    )
+
+
+def check_size(size, name: str = "size", minimum: int = 1) -> tuple[int, int]:
+    """An image size: an int ``n`` (meaning ``(n, n)``) or an ``(h, w)`` pair of ints ``>= minimum``.
+
+    >>> check_size(32, "size")
+    (32, 32)
+    >>> check_size((48, np.int64(64)), "size")
+    (48, 64)
+    """
+    if isinstance(size, bool) or isinstance(size, (str, bytes)):
+        raise SegeduTypeError(
+            f"{name} must be an int or a (height, width) pair of ints, e.g. (64, 64), but got {size!r} "
+            f"({type(size).__name__})."
+        )
+    if isinstance(size, numbers.Integral):
+        size = (size, size)
+    try:
+        pair = tuple(size)
+    except TypeError:
+        raise SegeduTypeError(
+            f"{name} must be an int or a (height, width) pair of ints, e.g. (64, 64), but got {size!r} "
+            f"({type(size).__name__})."
+        ) from None
+    if len(pair) != 2:
+        raise SegeduInputError(
+            f"{name} must be an int or a (height, width) pair, e.g. (64, 64), but got {size!r} with "
+            f"{len(pair)} entries. Drop the channel axis: pass image.shape[:2], not image.shape."
+        )
+    h = check_positive_int(pair[0], f"{name}[0] (height)", minimum=minimum)
+    w = check_positive_int(pair[1], f"{name}[1] (width)", minimum=minimum)
+    return h, w
+
+
+def check_seed(seed, name: str = "seed", allow_none: bool = True):
+    """A random seed: a non-negative int (numpy integers too), or ``None`` when ``allow_none``.
+
+    >>> check_seed(np.int64(3)), check_seed(None)
+    (3, None)
+    """
+    if seed is None and allow_none:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        what = "an int or None" if allow_none else "an int"
+        raise SegeduTypeError(
+            f"{name} must be {what}, but got {seed!r} ({type(seed).__name__}). "
+            f"Pass a whole number such as {name}=0; the same {name} gives the same result."
+        )
+    if seed < 0:
+        raise SegeduInputError(
+            f"{name} must be at least 0 (numpy's random generators take non-negative seeds), but got {seed}. "
+            f"Use abs({name}) or another non-negative number."
+        )
+    return int(seed)
+
+
+def check_ignore_index(ignore_index):
+    """The label of 'void' pixels: an int (numpy integers too) or ``None``.
+
+    >>> check_ignore_index(np.uint8(255)), check_ignore_index(None)
+    (255, None)
+    """
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise SegeduTypeError(
+            f"ignore_index must be an int (such as 255) or None, but got {ignore_index!r} "
+            f"({type(ignore_index).__name__}). Pass the label of the pixels to skip, e.g. ignore_index=255."
+        )
+    return int(ignore_index)
 
 
 def float_dtype_of(arr: np.ndarray):

@@ -76,7 +76,7 @@ import numbers
 import numpy as np
 import torch
 
-from ._validation import SegeduInputError, SegeduTypeError, as_array
+from ._validation import SegeduInputError, SegeduTypeError, as_array, check_positive_int
 
 __all__ = [
     "conv2d",
@@ -92,14 +92,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 # Argument checks (shared by every function below). Messages name the problem and the fix.
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_int(value, name: str, minimum: int, fix: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SegeduTypeError(f"{name} must be an int, but got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise SegeduInputError(f"{name} must be at least {minimum}, but got {value}.{fix}")
-    return int(value)
 
 
 _NEGATIVE_PADDING_FIX = (
@@ -123,7 +115,7 @@ def _pair(value, name: str, minimum: int) -> tuple[int, int]:
             f"{name} must be an int or a pair (rows, cols) of ints, but got {value!r} ({type(value).__name__})."
         )
     fix = _NEGATIVE_PADDING_FIX if name == "padding" else ""
-    return tuple(_check_int(v, name, minimum, fix) for v in items)  # type: ignore[return-value]
+    return tuple(check_positive_int(v, name, minimum, fix) for v in items)  # type: ignore[return-value]
 
 
 def _check_output_padding(output_padding, stride, dilation) -> tuple[int, int]:
@@ -212,11 +204,11 @@ def conv_output_size(n, k, stride=1, padding=0, dilation=1):
     >>> conv_output_size(64, 3, padding=2, dilation=2)  # atrous: same size with padding = dilation
     64
     """
-    n = _check_int(n, "n", 1)
-    k = _check_int(k, "k", 1)
-    stride = _check_int(stride, "stride", 1)
-    padding = _check_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
-    dilation = _check_int(dilation, "dilation", 1)
+    n = check_positive_int(n, "n", 1)
+    k = check_positive_int(k, "k", 1)
+    stride = check_positive_int(stride, "stride", 1)
+    padding = check_positive_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
+    dilation = check_positive_int(dilation, "dilation", 1)
     return _conv_size(n, k, stride, 2 * padding, dilation, "input")
 
 
@@ -273,11 +265,11 @@ def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dila
     >>> [conv_transpose_output_size(32, 3, stride=2, padding=1, output_padding=o) for o in (0, 1)]
     [63, 64]
     """
-    n = _check_int(n, "n", 1)
-    k = _check_int(k, "k", 1)
-    stride = _check_int(stride, "stride", 1)
-    padding = _check_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
-    dilation = _check_int(dilation, "dilation", 1)
+    n = check_positive_int(n, "n", 1)
+    k = check_positive_int(k, "k", 1)
+    stride = check_positive_int(stride, "stride", 1)
+    padding = check_positive_int(padding, "padding", 0, _NEGATIVE_PADDING_FIX)
+    dilation = check_positive_int(dilation, "dilation", 1)
     (op, _) = _check_output_padding(output_padding, (stride, stride), (dilation, dilation))
     return _transpose_size(n, k, stride, padding, op, dilation, "input")
 
@@ -935,7 +927,7 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1):
             f"input_shape must be (H, W) or (C_in, H, W), the shape of one sample without the batch "
             f"axis, but got {input_shape!r}."
         )
-    shape = tuple(_check_int(s, "input_shape", 1) for s in input_shape)
+    shape = tuple(check_positive_int(s, "input_shape", 1) for s in input_shape)
     if len(shape) == 2:
         shape = (1,) + shape
     c_in, h, wd = shape

@@ -21,14 +21,14 @@ importing this module does not import torch.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from ._validation import (
     SegeduInputError,
     SegeduTypeError,
     as_array,
+    check_binary_mask,
+    check_ignore_index,
     check_integer_labels,
     check_label_range,
     check_ndim,
@@ -44,17 +44,6 @@ __all__ = [
     "frequency_weighted_iou",
     "dice_coefficient",
 ]
-
-
-def _check_ignore_index(ignore_index):
-    if ignore_index is None:
-        return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-        raise SegeduTypeError(
-            f"ignore_index must be an int (such as 255) or None, but got {ignore_index!r} "
-            f"({type(ignore_index).__name__})."
-        )
-    return int(ignore_index)
 
 
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
@@ -123,7 +112,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     target = check_integer_labels(as_array(target, "target"), "target")
     check_same_shape(pred, target, "pred", "target")
     num_classes = check_positive_int(num_classes, "num_classes")
-    ignore_index = _check_ignore_index(ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
 
     pred = pred.reshape(-1)
     target = target.reshape(-1)
@@ -356,34 +345,12 @@ def frequency_weighted_iou(cm):
     return float(np.sum(t[present] * iou[present]) / t.sum())
 
 
-def _as_binary_mask(mask, name: str) -> np.ndarray:
-    arr = as_array(mask, name)
-    if arr.dtype == bool:
-        return arr
-    if np.issubdtype(arr.dtype, np.integer):
-        if arr.size and (arr.min() < 0 or arr.max() > 1):
-            values = np.unique(arr)
-            shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
-            raise SegeduInputError(
-                f"{name} must be a binary mask of 0s and 1s (or booleans), but it holds the values {shown}. "
-                f"If it is a label map, select one class with ({name} == c); if it is a 0/255 image, "
-                f"use ({name} > 0)."
-            )
-        return arr.astype(bool)
-    if np.issubdtype(arr.dtype, np.floating):
-        raise SegeduTypeError(
-            f"{name} must be a boolean or 0/1 integer mask, but its dtype is {arr.dtype}. "
-            f"Threshold probabilities first, e.g. ({name} > 0.5)."
-        )
-    raise SegeduTypeError(f"{name} must be a boolean or 0/1 integer mask, but its dtype is {arr.dtype}.")
-
-
 def dice_coefficient(pred_mask, target_mask):
     r"""Dice's coefficient of overlap between two binary masks.
 
     Parameters
     ----------
-    pred_mask, target_mask : array_like of bool or of 0/1 integers, same shape
+    pred_mask, target_mask : array_like of bool or of 0/1 numbers, same shape
         Predicted and ground-truth foreground masks (numpy arrays, lists or torch tensors).
 
     Returns
@@ -401,7 +368,8 @@ def dice_coefficient(pred_mask, target_mask):
     SegeduInputError
         If the shapes differ or an integer mask holds values other than 0 and 1.
     SegeduTypeError
-        If a mask holds floats (threshold it first) or a non-numeric dtype.
+        If a float mask holds values other than 0 and 1 (threshold it first) or a mask has a
+        non-numeric dtype.
 
     Notes
     -----
@@ -422,8 +390,8 @@ def dice_coefficient(pred_mask, target_mask):
     >>> dice_coefficient([[0, 0]], [[0, 0]])
     1.0
     """
-    a = _as_binary_mask(pred_mask, "pred_mask")
-    b = _as_binary_mask(target_mask, "target_mask")
+    a = check_binary_mask(pred_mask, "pred_mask")
+    b = check_binary_mask(target_mask, "target_mask")
     check_same_shape(a, b, "pred_mask", "target_mask")
     size_a = int(np.count_nonzero(a))
     size_b = int(np.count_nonzero(b))

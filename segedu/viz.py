@@ -26,6 +26,8 @@ from ._validation import (
     SegeduInputError,
     SegeduTypeError,
     as_array,
+    check_float_image,
+    check_ignore_index,
     check_integer_labels,
     check_label_range,
     check_ndim,
@@ -176,6 +178,7 @@ def colorize(labels, num_classes=None, palette=None, ignore_index=None, ignore_c
     True
     """
     labels = _check_labels(labels)
+    ignore_index = check_ignore_index(ignore_index)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes", minimum=1)
     if palette is not None:
@@ -208,14 +211,7 @@ def _as_display_image(image, name: str = "image") -> np.ndarray:
         arr = arr.astype(np.float64)
     elif arr.dtype == np.uint8:
         arr = arr / 255.0
-    elif np.issubdtype(arr.dtype, np.integer):
-        arr = arr.astype(np.float64)
-    elif not np.issubdtype(arr.dtype, np.floating):
-        raise SegeduTypeError(f"{name} must hold real numbers, but its dtype is {arr.dtype}.")
-    if not np.all(np.isfinite(arr)):
-        raise SegeduInputError(
-            f"{name} contains NaN or infinite values. Replace them first, e.g. with np.nan_to_num({name})."
-        )
+    arr = check_float_image(arr, name)  # other integers become float64; NaN and inf are refused
     if arr.size and (arr.min() < 0 or arr.max() > 1):
         lo, hi = arr.min(), arr.max()
         arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
@@ -282,6 +278,7 @@ def overlay(
     out_dtype = np.float32 if raw.dtype == np.float32 else np.float64
     rgb = _as_display_image(raw, "image")
     labels = _check_labels(labels)
+    ignore_index = check_ignore_index(ignore_index)
     if rgb.shape[:2] != labels.shape:
         raise SegeduInputError(
             f"image and labels must cover the same pixels, but image is {raw.shape} and labels is "

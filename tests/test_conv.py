@@ -463,10 +463,6 @@ def _raises(exc, pattern, fn, *args, **kwargs):
     return str(info.value)
 
 
-def test_error_classes_are_value_and_type_errors():
-    assert issubclass(SegeduInputError, ValueError) and issubclass(SegeduTypeError, TypeError)
-
-
 @pytest.mark.parametrize("fn, weight", [(conv2d, W), (conv_transpose2d, WT)], ids=["conv2d", "conv_transpose2d"])
 def test_error_2d_image_needs_batch_and_channel_axes(fn, weight):
     msg = _raises(SegeduInputError, r"x\[None, None\]", fn, torch.zeros(5, 5), weight)

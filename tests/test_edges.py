@@ -528,11 +528,9 @@ def test_inputs_are_not_modified_and_lists_are_accepted():
     np.testing.assert_array_equal(correlate2d([[1.0, 2.0], [3.0, 4.0]], [[1.0]]), [[1.0, 2.0], [3.0, 4.0]])
 
 
-def test_correlate_is_vectorised_over_pixels():
-    # Loop over kernel offsets only: a 512x512 image with a 7x7 kernel stays well under a second.
-    import time
-
+def test_correlate_on_a_full_size_image_equals_scipy():
+    # A 512×512 image with a 7×7 kernel: the whole image, borders included, matches scipy.
+    # How long it takes (one vectorised multiply-add per kernel weight) is measured by `make bench`.
     img = real("camera")
-    start = time.perf_counter()
-    correlate2d(img, np.ones((7, 7)) / 49)
-    assert time.perf_counter() - start < 1.0
+    kernel = np.arange(49, dtype=float).reshape(7, 7) / 49
+    np.testing.assert_allclose(correlate2d(img, kernel), ndi.correlate(img, kernel, mode="reflect"), **TOL)

@@ -8,8 +8,6 @@ library peer, so its visiting rule is pinned by small hand-checked examples.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -220,12 +218,16 @@ def test_region_grow_properties_on_a_real_image():
     assert region_grow(np.full((7, 9), 0.5), (3, 3), 1e-9).all()
 
 
-def test_region_grow_is_fast_enough():
+def test_region_grow_on_a_full_size_image():
+    # Speed on this input is measured by `make bench` (segedu/instructor/bench.py), not asserted here.
     img = sample("camera", step=4)  # 128 x 128
-    start = time.perf_counter()
-    region = region_grow(img, (64, 64), 1.1)  # grows over the whole image
+    region = region_grow(img, (64, 64), 1.1)  # every |I - mean| <= 1 < 1.1: grows over the whole image
+    assert region.dtype == bool and region.shape == img.shape
     assert region.all()
-    assert time.perf_counter() - start < 1.0
+    halves = np.zeros((128, 128))
+    halves[:, 64:] = 1.0
+    region = region_grow(halves, (64, 64), 0.5)  # a jump of 1 stops the region at the edge
+    np.testing.assert_array_equal(region, halves == 1.0)
 
 
 def test_region_grow_errors():

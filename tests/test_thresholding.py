@@ -369,3 +369,15 @@ def test_reference_does_not_use_skimage_or_scipy():
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert imported <= {"numpy", "numbers", "__future__"}, imported
+
+
+def test_gaussian_surface_is_the_same_blur_as_gaussian_smooth():
+    # classical has one Gaussian (segedu/classical/_gaussian.py): the adaptive surface with
+    # block_size b is gaussian_smooth with sigma = (b - 1) / 6, to the last bit.
+    from segedu.classical import gaussian_smooth
+
+    img = np.random.default_rng(11).random((23, 31))
+    for block_size in (3, 9, 25):
+        np.testing.assert_array_equal(
+            local_threshold_surface(img, block_size, method="gaussian"), gaussian_smooth(img, (block_size - 1) / 6)
+        )

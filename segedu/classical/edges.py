@@ -37,6 +37,7 @@ from .._validation import (
     check_same_shape,
     float_dtype_of,
 )
+from ._gaussian import correlate1d, gaussian_blur, gaussian_kernels1d
 from .regions import connected_components
 
 __all__ = [
@@ -571,27 +572,6 @@ def laplacian(img, neighbours=4):
     return out.astype(float_dtype_of(arr), copy=False)
 
 
-def _gaussian_kernels1d(sigma: float):
-    """Sampled 1-D Gaussian and its second derivative, truncated at ``int(4 sigma + 0.5)``.
-
-    The Gaussian is normalised to sum 1; the second derivative is :math:`g(x) (x^2 - \\sigma^2) /
-    \\sigma^4` with that normalised :math:`g`, as in ``scipy.ndimage.gaussian_filter1d(order=2)``.
-    """
-    radius = int(4.0 * sigma + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * x**2 / sigma**2)
-    g /= g.sum()
-    g2 = g * (x**2 - sigma**2) / sigma**4
-    return g, g2
-
-
-def _correlate1d(x: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """Correlate along one axis with an odd, centred 1-D kernel and a mirrored border."""
-    kernel = weights[:, None] if axis == 0 else weights[None, :]
-    r = weights.size // 2
-    return _correlate(x, kernel, (r, 0) if axis == 0 else (0, r))
-
-
 def gaussian_smooth(img, sigma):
     r"""Gaussian blur with standard deviation ``sigma`` (pixels) and a mirrored border.
 
@@ -619,11 +599,8 @@ def gaussian_smooth(img, sigma):
     """
     arr = check_grey_image(img)
     sigma = check_real_scalar(sigma, "sigma", minimum=0.0)
-    x = arr.astype(np.float64, copy=True)
-    if sigma > 0:
-        g, _ = _gaussian_kernels1d(sigma)
-        x = _correlate1d(_correlate1d(x, g, axis=1), g, axis=0)
-    return x.astype(float_dtype_of(arr), copy=False)
+    out = gaussian_blur(arr.astype(np.float64, copy=False), sigma)
+    return out.astype(float_dtype_of(arr), copy=False)
 
 
 def log_filter(img, sigma):
@@ -680,9 +657,9 @@ def log_filter(img, sigma):
     arr = check_grey_image(img)
     sigma = check_real_scalar(sigma, "sigma", minimum=0.0, strict=True)
     x = arr.astype(np.float64, copy=False)
-    g, g2 = _gaussian_kernels1d(sigma)
-    d_xx = _correlate1d(_correlate1d(x, g2, axis=1), g, axis=0)
-    d_yy = _correlate1d(_correlate1d(x, g, axis=1), g2, axis=0)
+    g, g2 = gaussian_kernels1d(sigma)
+    d_xx = correlate1d(correlate1d(x, g2, axis=1), g, axis=0)
+    d_yy = correlate1d(correlate1d(x, g, axis=1), g2, axis=0)
     return (d_xx + d_yy).astype(float_dtype_of(arr), copy=False)
 
 

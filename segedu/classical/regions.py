@@ -25,12 +25,14 @@ from .._validation import (
     SegeduInputError,
     SegeduTypeError,
     as_array,
+    check_binary_mask,
     check_float_image,
     check_grey_image,
     check_in,
     check_ndim,
     check_positive_int,
     check_real_scalar,
+    check_seed,
 )
 
 __all__ = [
@@ -52,23 +54,14 @@ NEIGHBOURS = {
 # ------------------------------------------------------------------------------------------------
 # validation helpers
 # ------------------------------------------------------------------------------------------------
-def _check_mask(mask, name: str = "mask") -> np.ndarray:
-    arr = as_array(mask, name)
-    check_ndim(arr, name, 2, "an H×W mask")
-    if arr.dtype == bool:
-        return arr
-    if np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
-        values = np.unique(arr)
-        if np.all(np.isin(values, (0, 1))):
-            return arr.astype(bool)
-        raise SegeduInputError(
-            f"{name} must be a binary mask (bool, or 0 and 1), but it holds other values, e.g. "
-            f"{values[~np.isin(values, (0, 1))][0]!r}. Threshold it first, e.g. {name} > 0.5."
-        )
-    raise SegeduTypeError(f"{name} must be a boolean mask, but its dtype is {arr.dtype}.")
+def _check_mask(mask) -> np.ndarray:
+    """An ``H×W`` binary mask as booleans (the shape is checked first, then the values)."""
+    arr = as_array(mask, "mask")
+    check_ndim(arr, "mask", 2, "an H×W mask")
+    return check_binary_mask(arr, "mask")
 
 
-def _check_seed(seed, shape) -> tuple[int, int]:
+def _check_seed_pixel(seed, shape) -> tuple[int, int]:
     try:
         coords = tuple(seed)
     except TypeError:
@@ -297,7 +290,7 @@ def region_grow(img, seed, threshold, connectivity=4):
     """
     arr = check_grey_image(img)
     h, w = arr.shape
-    r0, c0 = _check_seed(seed, arr.shape)
+    r0, c0 = _check_seed_pixel(seed, arr.shape)
     t = check_real_scalar(threshold, "threshold", minimum=0.0)
     check_in(connectivity, "connectivity", (4, 8))
     # The loop is the algorithm above, pixel by pixel, made cheap: a one-pixel frame around the
@@ -582,7 +575,7 @@ def kmeans_segment(img, k, seed=0, max_iter=100, tol=1e-4, init="k-means++", n_i
         (:math:`C = 1` for grey).
     k : int
         Number of clusters, :math:`1 \le k \le H W`.
-    seed : int or None, optional
+    seed : int (non-negative) or None, optional
         Seed of ``numpy.random.default_rng`` for the initialisation; the same seed gives the same
         result.
     max_iter : int, optional
@@ -675,8 +668,7 @@ def kmeans_segment(img, k, seed=0, max_iter=100, tol=1e-4, init="k-means++", n_i
         raise SegeduInputError(f"k={k} exceeds the number of pixels ({n}); use k <= {n}.")
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_real_scalar(tol, "tol", minimum=0.0)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise SegeduTypeError(f"seed must be an int or None, but got {seed!r} ({type(seed).__name__}).")
+    seed = check_seed(seed)
     n_init = check_positive_int(n_init, "n_init")
     rng = np.random.default_rng(seed)
 

@@ -23,6 +23,7 @@ from .._validation import (
     check_positive_int,
     check_real_scalar,
 )
+from ._gaussian import gaussian_blur
 
 __all__ = ["threshold", "otsu_threshold", "adaptive_threshold", "local_threshold_surface"]
 
@@ -191,31 +192,6 @@ def _box_mean(x: np.ndarray, block_size: int) -> np.ndarray:
     return window_sum / (b * b) + centre
 
 
-def _gaussian_kernel1d(sigma: float) -> np.ndarray:
-    """Normalised 1-D Gaussian truncated at ``int(4 sigma + 0.5)``, as ``scipy.ndimage.gaussian_filter``."""
-    radius = int(4.0 * sigma + 0.5)
-    if sigma <= 0 or radius == 0:
-        return np.ones(1)
-    x = np.arange(-radius, radius + 1)
-    w = np.exp(-0.5 * x**2 / sigma**2)
-    return w / w.sum()
-
-
-def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur with symmetric padding: rows first, then columns."""
-    w = _gaussian_kernel1d(sigma)
-    r = w.size // 2
-    h, wd = x.shape
-    padded = np.pad(x, r, mode="symmetric")
-    rows = np.zeros((h + 2 * r, wd))
-    for k, wk in enumerate(w):  # blur along each row (axis 1)
-        rows += wk * padded[:, k : k + wd]
-    out = np.zeros((h, wd))
-    for k, wk in enumerate(w):  # then along each column (axis 0)
-        out += wk * rows[k : k + h, :]
-    return out
-
-
 def local_threshold_surface(img, block_size, offset=0, method="mean"):
     r"""Threshold surface :math:`T(x, y)` of adaptive thresholding: a local mean minus ``offset``.
 
@@ -293,7 +269,7 @@ def local_threshold_surface(img, block_size, offset=0, method="mean"):
     elif method == "mean":
         surface = _box_mean(x, block_size)
     else:
-        surface = _gaussian_blur(x, (block_size - 1) / 6.0)
+        surface = gaussian_blur(x, (block_size - 1) / 6.0)
     return (surface - offset).astype(arr.dtype, copy=False)
 
 

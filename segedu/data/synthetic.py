@@ -23,11 +23,10 @@ ellipse and diamond. Squares stay nearly axis-aligned (±10°) and diamonds are 
 from __future__ import annotations
 
 import colorsys
-import numbers
 
 import numpy as np
 
-from .._validation import SegeduInputError, SegeduTypeError, check_positive_int
+from .._validation import SegeduInputError, check_positive_int, check_seed, check_size
 
 __all__ = ["SHAPE_CLASSES", "shapes_sample", "shapes_dataset", "sample_seed"]
 
@@ -41,20 +40,6 @@ _MIN_SIDE = 8
 _CLASS_HUES = (0.0, 0.00, 0.34, 0.62, 0.13, 0.80, 0.48, 0.91)
 
 
-def _check_size(size) -> tuple[int, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        h, w = size
-    except (TypeError, ValueError):
-        raise SegeduInputError(
-            f"size must be (height, width), e.g. (64, 64), but got {size!r}."
-        ) from None
-    h = check_positive_int(h, "size[0] (height)", minimum=_MIN_SIDE)
-    w = check_positive_int(w, "size[1] (width)", minimum=_MIN_SIDE)
-    return h, w
-
-
 def _check_num_classes(num_classes) -> int:
     num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
     if num_classes > len(SHAPE_CLASSES):
@@ -65,15 +50,11 @@ def _check_num_classes(num_classes) -> int:
     return num_classes
 
 
-def _check_seed(seed):
+def _check_sample_seed(seed):
+    """A numpy ``SeedSequence`` as it is, else a non-negative int (``None`` is refused: no fixed seed)."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    if seed is None or isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise SegeduTypeError(
-            f"seed must be a non-negative int (or a numpy SeedSequence), but got {seed!r}. "
-            f"A fixed seed is what makes the sample reproducible."
-        )
-    return check_positive_int(seed, "seed", minimum=0)
+    return check_seed(seed, allow_none=False)
 
 
 def sample_seed(seed: int, index: int) -> np.random.SeedSequence:
@@ -90,7 +71,7 @@ def sample_seed(seed: int, index: int) -> np.random.SeedSequence:
     >>> bool((images[2] == image).all() and (labels[2] == label).all())
     True
     """
-    seed = check_positive_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, allow_none=False)
     index = check_positive_int(index, "index", minimum=0)
     return np.random.SeedSequence([seed, index])
 
@@ -216,8 +197,8 @@ def shapes_sample(seed, size=(64, 64), num_classes: int = 4, max_shapes: int = 4
     >>> int(labels.min()) >= 0 and int(labels.max()) <= 2
     True
     """
-    seed = _check_seed(seed)
-    h, w = _check_size(size)
+    seed = _check_sample_seed(seed)
+    h, w = check_size(size, "size", minimum=_MIN_SIDE)
     num_classes = _check_num_classes(num_classes)
     max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
     return _generate(np.random.default_rng(seed), h, w, num_classes, max_shapes)
@@ -252,8 +233,8 @@ def shapes_dataset(n: int, size=(64, 64), num_classes: int = 4, seed: int = 0, m
     ((8, 32, 32, 3), (8, 32, 32))
     """
     n = check_positive_int(n, "n", minimum=1)
-    seed = check_positive_int(seed, "seed", minimum=0)
-    h, w = _check_size(size)
+    seed = check_seed(seed, allow_none=False)
+    h, w = check_size(size, "size", minimum=_MIN_SIDE)
     num_classes = _check_num_classes(num_classes)
     max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
     images = np.empty((n, h, w, 3), dtype=np.float32)

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._validation import SegeduTypeError, check_positive_int
-from .synthetic import _check_num_classes, _check_size, _generate
+from .._validation import SegeduTypeError, check_positive_int, check_seed, check_size
+from .synthetic import _MIN_SIDE, _check_num_classes, _generate
 
 __all__ = ["ShapesDataset"]
 
@@ -62,9 +62,9 @@ class ShapesDataset(Dataset):
 
     def __init__(self, n, size=(64, 64), num_classes=4, seed=0, transform=None, max_shapes=4):
         self.n = check_positive_int(n, "n", minimum=1)
-        self.size = _check_size(size)
+        self.size = check_size(size, "size", minimum=_MIN_SIDE)
         self.num_classes = _check_num_classes(num_classes)
-        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.seed = check_seed(seed, allow_none=False)
         self.max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
         if transform is not None and not callable(transform):
             raise SegeduTypeError(
