@@ -1,17 +1,21 @@
-"""segedu.data's COCO-format instances: pycocotools and FiftyOne read them, and they look like COCO.
+"""segedu.data.coco's COCO-format instances: pycocotools and FiftyOne read them, and they look like COCO.
 
 The FiftyOne test starts a private mongod in a temporary folder and checks that none is left
-running afterwards; run only the rest with ``pytest -m "not fiftyone"``.
+running afterwards; run only the rest with ``pytest -m "not fiftyone"``. The tests of FiftyOne's
+internals import FiftyOne but start no mongod.
 """
 
 from __future__ import annotations
 
 import collections
+import importlib
 import importlib.util
 import itertools
 import json
-import subprocess
+import os
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +35,10 @@ from segedu.data import (
     semantic_label_map,
     write_coco_instances,
 )
+from segedu.data.coco import fiftyone_env, quiet_pycocotools
 
-# pycocotools <= 2.0.11 under numpy 2 warns on every decode; the masks are correct.
+# The tests call pycocotools directly, and pycocotools <= 2.0.11 under numpy 2 warns on every decode
+# (the masks are correct). segedu's own functions are quiet: see test_readers_keep_pycocotools_quiet.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
 )
@@ -307,6 +313,9 @@ def test_semantic_label_map_resize_and_category_subset(coco):
     assert set(np.unique(only)) <= {0, 1, 255} and (only == 1).any()
     with pytest.raises(ValueError, match="not in this COCO file"):
         semantic_label_map(coco, 10_000)
+    assert semantic_label_map(coco, image_id, size=24).shape == (24, 24)  # an int n means (n, n)
+    with pytest.raises(ValueError, match=r"pass image.shape\[:2\]"):
+        semantic_label_map(coco, image_id, size=(40, 56, 3))
 
 
 # -- the real-COCO switch, and argument checks -------------------------------------------------------
@@ -326,17 +335,53 @@ def test_write_checks_its_arguments(tmp_path):
         write_coco_instances(tmp_path, min_size=200, max_size=100)
     with pytest.raises(ValueError, match="split must be a folder name"):
         write_coco_instances(tmp_path, split="../val")
-    with pytest.raises(TypeError, match="seed must be a non-negative int"):
+    with pytest.raises(TypeError, match="seed must be an int"):
         write_coco_instances(tmp_path, seed=1.5)
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        write_coco_instances(tmp_path, seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        write_coco_instances(tmp_path, seed=None)
 
 
-def test_import_stays_light():
-    code = (
-        "import sys, segedu.data; from segedu.data import write_coco_instances, load_coco; "
-        "print('fiftyone' in sys.modules, 'torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.split() == ["False", "False"]
+# -- the subpackage ------------------------------------------------------------------------------------
+
+
+def test_one_subpackage_and_every_public_name_exists():
+    import segedu.data
+    import segedu.data.coco as coco_package
+
+    modules = [coco_package] + [coco_package.synthetic, coco_package.reading, coco_package.stats,
+                                coco_package.evaluation, coco_package.fiftyone_env]
+    for module in modules:
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{module.__name__}.__all__ names missing attributes: {missing}"
+    for name in ("load_coco", "write_coco_instances", "semantic_label_map", "fiftyone_environment"):
+        assert getattr(segedu.data, name) is getattr(coco_package, name)
+    for old in ("segedu.coco_eval", "segedu.data.coco_stats"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(old)
+
+
+def test_readers_keep_pycocotools_quiet(labels_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pycocotools' numpy-2 DeprecationWarning would fail the test
+        coco = load_coco(labels_path)
+        for image_id in coco.getImgIds()[:5]:
+            semantic_label_map(coco, image_id, size=(32, 32))
+    assert capsys.readouterr().out == "", "pycocotools printed its progress"
+
+
+def test_quiet_pycocotools_silences_only_pycocotools(labels_path, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_pycocotools():
+            coco = COCO(str(labels_path))  # prints "loading annotations into memory..." and more
+            coco.annToMask(coco.anns[1])  # decodes, which warns under numpy 2
+            warnings.warn("someone else's warning", DeprecationWarning)
+        with quiet_pycocotools(stdout=False):
+            print("still printed")
+    assert [str(w.message) for w in caught] == ["someone else's warning"]
+    assert capsys.readouterr().out == "still printed\n"
 
 
 # -- FiftyOne ------------------------------------------------------------------------------------------
@@ -378,3 +423,79 @@ def test_fiftyone_loads_the_dataset_and_leaves_no_mongod(labels_path, raw, tmp_p
     assert env.mongod_pid not in after
     assert not [line for line in after.values() if str(tmp_path) in line]
     assert set(after) <= set(before), f"mongod left running: {set(after) - set(before)}"
+
+
+# -- FiftyOne internals: checked before anything starts ------------------------------------------------
+
+_needs_fiftyone = pytest.mark.skipif(importlib.util.find_spec("fiftyone") is None,
+                                     reason="needs segedu[coco] (fiftyone)")
+
+
+@_needs_fiftyone
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # FiftyOne's dependencies, not ours
+def test_every_internal_exists_in_the_installed_fiftyone():
+    fiftyone_env.check_fiftyone_internals()  # raises if the installed FiftyOne lacks one
+
+
+def test_no_fiftyone_says_which_extra_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fiftyone", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"segedu\[coco\]"):
+        with fiftyone_environment(tmp_path):
+            pass  # pragma: no cover
+
+
+def _enter_with_timeout(tmp_path, seconds=30):
+    """Enter fiftyone_environment in a thread; fail if it neither returns nor raises in time."""
+    outcome = {}
+
+    def enter():
+        try:
+            with fiftyone_environment(tmp_path) as env:
+                outcome["env"] = env
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=enter, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"fiftyone_environment hung for {seconds} s instead of raising"
+    return outcome
+
+
+@_needs_fiftyone
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # FiftyOne's dependencies, not ours
+@pytest.mark.parametrize(
+    "module, attribute",
+    [
+        ("fiftyone.core.odm.database", "_db_service"),
+        ("fiftyone.core.odm.database", "_client"),
+        ("fiftyone.core.odm.database", "_connection_kwargs"),
+        ("fiftyone.core.odm.database", "_disconnect"),
+        ("fiftyone.core.service", "MultiClientService.attached"),  # DatabaseService.attached
+        ("fiftyone.service.util", "send_ipc_message"),
+    ],
+)
+def test_a_missing_fiftyone_internal_fails_fast_and_clearly(monkeypatch, tmp_path, module, attribute):
+    monkeypatch.setenv("FIFTYONE_DO_NOT_TRACK", "true")
+    owner = importlib.import_module(module)
+    *path, name = attribute.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    monkeypatch.delattr(owner, name)
+    environ = dict(os.environ)
+    before = _mongods()
+
+    outcome = _enter_with_timeout(tmp_path)
+
+    assert "env" not in outcome, "fiftyone_environment ran without a FiftyOne internal it needs"
+    error = outcome["error"]
+    assert isinstance(error, RuntimeError), repr(error)
+    message = str(error)
+    internal = f"{module}.{attribute}".replace("MultiClientService", "DatabaseService")
+    assert internal in message, message
+    assert f"FiftyOne {fiftyone_env._fiftyone_version()}" in message
+    assert 'pip install "fiftyone>=1.0,<1.23"' in message and fiftyone_env.TESTED_FIFTYONE in message
+    # Nothing was started or changed.
+    assert not (tmp_path / "fiftyone-db").exists()
+    assert dict(os.environ) == environ
+    assert set(_mongods()) <= set(before)

@@ -1,15 +1,14 @@
-"""segedu.data.coco_stats against pycocotools' own index and mask areas."""
+"""segedu.data.coco.stats against pycocotools' own index and mask areas."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
 from segedu.data import load_coco, write_coco_instances
-from segedu.data import coco_stats
+from segedu.data.coco import quiet_pycocotools
+from segedu.data.coco import stats as coco_stats
 
 
 @pytest.fixture(scope="module", params=[0, 3])
@@ -34,8 +33,7 @@ def test_instances_per_image_matches_the_pycocotools_index(coco):
 
 
 def test_size_classes_from_decoded_masks(coco):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet_pycocotools():
         areas = np.array([mask_utils.area(coco.annToRLE(coco.anns[i])) for i in _objects(coco)])
     expected = [np.sum(areas < 32**2), np.sum((areas >= 32**2) & (areas < 96**2)), np.sum(areas >= 96**2)]
     np.testing.assert_array_equal(coco_stats.size_class_counts(coco), expected)

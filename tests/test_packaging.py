@@ -66,13 +66,14 @@ def test_local_constraints_pin_torch_pair():
 # The one test that `import segedu` is light (COURSE.md): the teaching modules load without torch,
 # FiftyOne or nbgrader, which come only when a model, a COCO viewer or the grader is used.
 LIGHT_MODULES = ("segedu", "segedu.metrics", "segedu.classical", "segedu.grading", "segedu.data",
-                 "segedu.data.coco", "segedu.viz", "segedu.models", "segedu._units")
+                 "segedu.data.coco", "segedu.data.coco.fiftyone_env", "segedu.data.coco.evaluation",
+                 "segedu.data.coco.stats", "segedu.viz", "segedu.models", "segedu._units")
 
 
 def test_import_segedu_is_light():
     code = (
         f"import importlib, sys\nfor name in {LIGHT_MODULES!r}: importlib.import_module(name)\n"
-        "heavy = [m for m in ('torch', 'torchvision', 'fiftyone', 'nbgrader', 'mongoengine') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'fiftyone', 'pycocotools', 'nbgrader', 'mongoengine') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -1,7 +1,9 @@
 """Data for the course: seeded synthetic datasets and bundled real images, each with its licence.
 
 Nothing here touches the network, and ``import segedu.data`` does not import torch: the torch
-``Dataset`` views (e.g. :class:`ShapesDataset`) load torch when first used.
+``Dataset`` views (e.g. :class:`ShapesDataset`) load torch when first used. Everything COCO (the
+synthetic COCO-format dataset, readers, statistics, evaluation, FiftyOne) lives in the subpackage
+:mod:`segedu.data.coco`; its main names are re-exported here.
 
 >>> from segedu.data import shapes_sample, load_sample, sample_info
 >>> image, labels = shapes_sample(seed=0)
@@ -18,11 +20,11 @@ import importlib
 from .samples import SAMPLE_NAMES, SampleInfo, list_samples, load_sample, sample_info
 from .synthetic import SHAPE_CLASSES, sample_seed, shapes_dataset, shapes_sample
 
-# Names that live in modules importing torch (or pycocotools, PIL and, when used, fiftyone):
-# loaded on first access (PEP 562).
+# Names that live in modules importing torch (or, in segedu.data.coco, pycocotools, PIL and, when
+# used, fiftyone): loaded on first access (PEP 562).
 _LAZY = {
     "ShapesDataset": "torch_datasets",
-    # COCO format: synthetic instances, readers, the real-COCO switch, FiftyOne
+    # the COCO subpackage: synthetic instances, readers, the real-COCO switch, FiftyOne
     "COCO_CATEGORIES": "coco",
     "CocoFormatError": "coco",
     "RealCocoSwitchError": "coco",

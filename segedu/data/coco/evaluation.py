@@ -33,11 +33,18 @@ True
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
-from ._validation import SegeduInputError, SegeduTypeError, check_positive_int
+from ..._validation import (
+    SegeduInputError,
+    SegeduTypeError,
+    as_array,
+    check_binary_mask,
+    check_ndim,
+    check_positive_int,
+)
+from ._common import mask_utils, quiet_pycocotools
 
 __all__ = [
     "paste_mask",
@@ -47,36 +54,11 @@ __all__ = [
     "instances_from_probabilities",
 ]
 
-# pycocotools <= 2.0.11 under numpy 2 warns on every encode/decode; the results are correct.
-_PYCOCOTOOLS_NOISE = "__array__ implementation doesn't accept a copy keyword"
-
-
-def _mask_utils():
-    from pycocotools import mask as mask_utils
-
-    return mask_utils
-
-
-def _quiet(func, *args):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_PYCOCOTOOLS_NOISE, category=DeprecationWarning)
-        return func(*args)
-
 
 def _as_bool_mask(mask, name: str) -> np.ndarray:
-    arr = np.asarray(mask)
-    if arr.ndim != 2:
-        raise SegeduInputError(f"{name} must be a 2-D (H, W) mask, but has shape {arr.shape}.")
-    if arr.dtype != bool:
-        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise SegeduTypeError(f"{name} must be boolean or 0/1 numbers, but has dtype {arr.dtype}.")
-        if arr.size and not np.isin(arr, (0, 1)).all():
-            raise SegeduInputError(
-                f"{name} must hold only 0 and 1 (or True/False), but holds {np.unique(arr)[:5]}; "
-                f"threshold it first, e.g. mask > 0.5."
-            )
-        arr = arr.astype(bool)
-    return arr
+    arr = as_array(mask, name)
+    check_ndim(arr, name, 2, "an H×W mask")
+    return check_binary_mask(arr, name)
 
 
 def paste_mask(mask, bounding_box, width, height) -> np.ndarray:
@@ -145,7 +127,8 @@ def encode_mask(mask) -> dict:
     {'size': [2, 2], 'counts': '0120'}
     """
     mask = _as_bool_mask(mask, "mask")
-    rle = _quiet(_mask_utils().encode, np.asfortranarray(mask.astype(np.uint8)))
+    with quiet_pycocotools():
+        rle = mask_utils().encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
@@ -161,14 +144,16 @@ def coco_annotation(mask, image_id, category_id, annotation_id=None, iscrowd=0, 
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise SegeduTypeError(f"{name} must be an int, but got {value!r}.")
     rle = encode_mask(mask)
-    mu = _mask_utils()
+    mu = mask_utils()
     binary = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    with quiet_pycocotools():
+        area, bbox = mu.area(binary), mu.toBbox(binary)
     entry = {
         "image_id": int(image_id),
         "category_id": int(category_id),
         "segmentation": rle,
-        "area": int(_quiet(mu.area, binary)),
-        "bbox": [float(v) for v in _quiet(mu.toBbox, binary)],
+        "area": int(area),
+        "bbox": [float(v) for v in bbox],
     }
     if score is None:
         if annotation_id is not None:
