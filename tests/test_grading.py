@@ -1,21 +1,24 @@
 """Behaviour of ``segedu.grading``: what a test cell's ``ex.check`` accepts, rejects and says.
 
-The student functions below are written the way students write them (numpy, and scipy.ndimage for
-adaptive thresholds); the cheats are the ways an answer can hand the work to the reference or to
-the library the exercise re-implements.
+The right answers are the solution notebooks' code (:func:`correct`); the cheats below are the ways
+an answer can hand the work to the reference or to the library the exercise re-implements.
+Everything per graded function (inputs, answers, known mistakes) is looked up by
+``(assignment, function)``, as the registry is.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
+import inspect
 import re
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
 # Imported up front, so that the delegation tests see *calls* into these modules, not first imports.
 import sklearn.metrics  # noqa: F401
@@ -26,9 +29,12 @@ from skimage.filters import threshold_otsu
 
 from segedu.grading import DEFAULT_GRADING_SEED, EXERCISES, Exercise, _compare, exercise, grading_seed
 from segedu.grading._tripwire import _matches
-from segedu.grading.exercises import ExerciseSpec, GradedFunction
+from segedu.grading.exercises import ExerciseSpec, GradedFunction, graded_function, registry
+
+from wrong_answers import KNOWN_MISTAKES, WRONG_ANSWERS, KnownMistakes, Submission
 
 SEED_VARIABLE = "SEGEDU_GRADING_SEED"
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 
 
 @pytest.fixture(autouse=True)
@@ -62,296 +68,86 @@ def failure(ex: Exercise, name: str, function, *args, case: str = "the case", hi
 
 
 # --------------------------------------------------------------------------------------------------
-# Correct answers, as a student writes them
+# Correct answers: the solution notebooks' own code
+# --------------------------------------------------------------------------------------------------
+#
+# The tests take their correct answers from solutions/<id>/<id>.ipynb, the code the round trip
+# proves with nbgrader, rather than from a copy here that could drift from it. Small variants that
+# test one behaviour (a float32 result, a transposed matrix) stay below, next to their tests.
+
+A00, A01 = "00_tasks_and_metrics", "01_thresholding"
+
+
+def _setup_imports(notebook) -> str:
+    """The import statements of the notebook's setup cells: what its solution cells rely on.
+
+    Only imports: the rest of a setup cell (a dataset written to a temporary folder, prints) is for
+    the student and would only slow the tests down.
+    """
+    lines = []
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                lines.append(ast.unparse(node))
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=None)
+def solution_namespace(assignment: str) -> dict:
+    """The names an assignment's solution cells define, run in a fresh namespace (once per assignment)."""
+    import nbformat
+
+    from segedu.instructor.notebooks import solution_answers
+
+    path = SOLUTIONS / assignment / f"{assignment}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    namespace = {"__name__": f"solution_{assignment}"}
+    exec(compile(_setup_imports(notebook), f"<{path.name}: imports>", "exec"), namespace)
+    for grade_id, code in solution_answers(notebook).items():
+        exec(compile(code, f"<{path.name}: {grade_id}>", "exec"), namespace)
+    return namespace
+
+
+def correct(assignment: str, name: str):
+    """The solution's function ``name`` of ``assignment``: a right answer, as a student would write it."""
+    function = solution_namespace(assignment).get(name)
+    assert callable(function), f"solutions/{assignment} defines no function {name}"
+    return function
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs of each graded function, by (assignment, function)
 # --------------------------------------------------------------------------------------------------
 
-
-def student_confusion_matrix(pred, target, num_classes, ignore_index=None):
-    pred = np.asarray(pred).astype(np.int64).ravel()
-    target = np.asarray(target).astype(np.int64).ravel()
-    if ignore_index is not None:
-        keep = target != ignore_index
-        pred, target = pred[keep], target[keep]
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (target, pred), 1)
-    return cm
+CASE_BUILDERS: dict[tuple[str, str], object] = {}
 
 
-def student_pixel_accuracy(cm):
-    cm = np.asarray(cm, dtype=np.float64)
-    return float(np.trace(cm) / cm.sum())
+def cases_for(assignment: str, *names: str):
+    """File a builder of test inputs under ``(assignment, name)`` for each name.
+
+    Keyed by the pair, as the registry is: a later unit may grade a function of the same name with
+    other arguments. Filing a pair twice is an error instead of silently replacing the builder.
+    The builder gets the generator of ``exercise(assignment).rng(f"test_grading {name}")`` and
+    returns ``(args, kwargs, case, hidden)`` tuples.
+    """
+    def file(builder):
+        for name in names:
+            if (assignment, name) in CASE_BUILDERS:
+                raise ValueError(f"test inputs for {(assignment, name)} are filed twice")
+        for name in names:
+            CASE_BUILDERS[assignment, name] = builder
+        return builder
+    return file
 
 
-def student_mean_accuracy(cm):
-    cm = np.asarray(cm, dtype=np.float64)
-    total = cm.sum(axis=1)
-    present = total > 0
-    return float(np.mean(np.diag(cm)[present] / total[present]))
-
-
-def _student_iou(cm):
-    intersection = np.diag(cm)
-    union = cm.sum(axis=0) + cm.sum(axis=1) - intersection
-    present = union > 0
-    return intersection[present] / union[present], present
-
-
-def student_mean_iou(cm):
-    iou, _ = _student_iou(np.asarray(cm, dtype=np.float64))
-    return float(np.mean(iou))
-
-
-def student_frequency_weighted_iou(cm):
-    cm = np.asarray(cm, dtype=np.float64)
-    iou, present = _student_iou(cm)
-    area = cm.sum(axis=1)
-    return float(np.sum(area[present] * iou) / area.sum())
-
-
-def student_dice_coefficient(pred_mask, target_mask):
-    a = np.asarray(pred_mask).astype(bool)
-    b = np.asarray(target_mask).astype(bool)
-    total = a.sum() + b.sum()
-    if total == 0:
-        return 1.0
-    return float(2.0 * np.logical_and(a, b).sum() / total)
-
-
-def student_threshold(img, t):
-    return np.asarray(img, dtype=float) > t
-
-
-def student_otsu_threshold(img, nbins=256):
-    img = np.asarray(img, dtype=float)
-    counts, edges = np.histogram(img.ravel(), bins=nbins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight0 = np.cumsum(counts)
-    weight1 = np.cumsum(counts[::-1])[::-1]
-    mean0 = np.cumsum(counts * centres) / np.maximum(weight0, 1)
-    mean1 = (np.cumsum((counts * centres)[::-1]) / np.maximum(weight1[::-1], 1))[::-1]
-    between = weight0[:-1] * weight1[1:] * (mean0[:-1] - mean1[1:]) ** 2
-    return float(centres[np.argmax(between)])
-
-
-def student_adaptive_threshold(img, block_size, offset=0, method="mean"):
-    img = np.asarray(img, dtype=float)
-    if method == "mean":
-        local = ndi.uniform_filter(img, size=block_size, mode="reflect")
-    else:
-        local = ndi.gaussian_filter(img, sigma=(block_size - 1) / 6.0, mode="reflect")
-    return img > local - offset
-
-
-def student_convolve2d(img, kernel):
-    # the naive loop over pixels, as in the lecture: slow but plainly right
-    img = np.asarray(img, dtype=float)
-    kernel = np.asarray(kernel, dtype=float)[::-1, ::-1]
-    a, b = kernel.shape[0] // 2, kernel.shape[1] // 2
-    padded = np.pad(img, ((a, a), (b, b)), mode="symmetric")
-    out = np.empty_like(img)
-    for r in range(img.shape[0]):
-        for c in range(img.shape[1]):
-            out[r, c] = np.sum(padded[r:r + kernel.shape[0], c:c + kernel.shape[1]] * kernel)
-    return out
-
-
-def student_sobel(img):
-    padded = np.pad(np.asarray(img, dtype=float), 1, mode="symmetric")
-    smooth_rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
-    smooth_cols = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
-    return smooth_rows[:, 2:] - smooth_rows[:, :-2], smooth_cols[2:] - smooth_cols[:-2]
-
-
-def student_gradient_magnitude(gx, gy):
-    return np.hypot(gx, gy)
-
-
-def student_non_maximum_suppression(magnitude, direction):
-    mag = np.asarray(magnitude, dtype=float)
-    angle = np.mod(np.rad2deg(direction), 180.0)
-    bins = np.floor((angle + 22.5) / 45.0).astype(int) % 4
-    padded = np.pad(mag, 1)
-    h, w = mag.shape
-    shifted = {(dr, dc): padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
-    pairs = [((0, -1), (0, 1)), ((-1, -1), (1, 1)), ((-1, 0), (1, 0)), ((-1, 1), (1, -1))]
-    keep = np.zeros(mag.shape, bool)
-    for index, (n1, n2) in enumerate(pairs):
-        keep |= (bins == index) & (mag >= shifted[n1]) & (mag >= shifted[n2])
-    keep[0, :] = keep[-1, :] = keep[:, 0] = keep[:, -1] = False
-    return np.where(keep, mag, 0.0)
-
-
-def student_region_grow(img, seed, threshold, connectivity=4):
-    img = np.asarray(img, dtype=float)
-    if connectivity == 4:
-        offsets = [(-1, 0), (0, -1), (0, 1), (1, 0)]
-    else:
-        offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
-    inside = {tuple(seed)}
-    values = [img[tuple(seed)]]
-    queue = [tuple(seed)]
-    while queue:
-        r, c = queue.pop(0)
-        for dr, dc in offsets:
-            p = (r + dr, c + dc)
-            if 0 <= p[0] < img.shape[0] and 0 <= p[1] < img.shape[1] and p not in inside:
-                if abs(img[p] - np.mean(values)) < threshold:
-                    inside.add(p)
-                    values.append(img[p])
-                    queue.append(p)
-    mask = np.zeros(img.shape, bool)
-    mask[tuple(np.array(sorted(inside)).T)] = True
-    return mask
-
-
-def student_kmeans_segment(img, k, init, max_iter=100):
-    img = np.asarray(img, dtype=float)
-    points = img.reshape(-1, 1 if img.ndim == 2 else img.shape[2])
-    centres = np.array(init, dtype=float).reshape(k, -1)
-    labels = np.full(len(points), -1)
-    for _ in range(max_iter):
-        new = np.argmin(np.linalg.norm(points[:, None] - centres[None], axis=2), axis=1)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        centres = np.stack([points[labels == j].mean(axis=0) for j in range(k)])
-    order = np.argsort(centres.mean(axis=1))
-    renumber = np.argsort(order)
-    return renumber[labels].reshape(img.shape[:2]), centres[order]
-
-
-def student_conv_output_size(n, k, stride=1, padding=0, dilation=1):
-    effective = dilation * (k - 1) + 1
-    return int(np.floor((n + 2 * padding - effective) / stride)) + 1
-
-
-def student_conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
-    return (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
-
-
-def student_conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):
-    # gather form: each output pixel sums the input elements whose block covers it
-    x, kernel = np.asarray(x, float), np.asarray(kernel, float)
-    (h, w), (kh, kw) = x.shape, kernel.shape
-    out = np.zeros(((h - 1) * stride + kh + output_padding, (w - 1) * stride + kw + output_padding))
-    for r in range(out.shape[0]):
-        for c in range(out.shape[1]):
-            for i in range(h):
-                for j in range(w):
-                    u, v = r - i * stride, c - j * stride
-                    if 0 <= u < kh and 0 <= v < kw:
-                        out[r, c] += x[i, j] * kernel[u, v]
-    return out[padding:out.shape[0] - padding, padding:out.shape[1] - padding]
-
-
-def student_stride2_example():
-    return np.array([[1, 0, 1, 0, -2], [0, 1, 0, -1, 0], [5, 0, 5, 0, 5], [0, 2, 0, 3, 0], [6, 0, 11, 0, 3]])
-
-
-def _json_objects(coco):
-    return [a for a in coco.dataset["annotations"] if a["iscrowd"] == 0]
-
-
-def student_class_frequency(coco):
-    ids = sorted(c["id"] for c in coco.dataset["categories"])
-    return np.array([sum(a["category_id"] == c for a in _json_objects(coco)) for c in ids])
-
-
-def student_instances_per_image(coco):
-    ids = sorted(i["id"] for i in coco.dataset["images"])
-    return np.array([sum(a["image_id"] == i for a in _json_objects(coco)) for i in ids])
-
-
-def student_size_class_counts(coco):
-    areas = np.array([a["area"] for a in _json_objects(coco)])
-    return np.histogram(areas, bins=[0, 32 ** 2, 96 ** 2, np.inf])[0]
-
-
-def student_cooccurrence_matrix(coco):
-    ids = sorted(c["id"] for c in coco.dataset["categories"])
-    images = sorted(i["id"] for i in coco.dataset["images"])
-    present = np.zeros((len(images), len(ids)), int)
-    for a in _json_objects(coco):
-        present[images.index(a["image_id"]), ids.index(a["category_id"])] = 1
-    return present.T @ present
-
-
-def student_crowd_counts(coco):
-    ids = sorted(c["id"] for c in coco.dataset["categories"])
-    return np.array([sum(a["iscrowd"] == 1 and a["category_id"] == c for a in coco.dataset["annotations"]) for c in ids])
-
-
-def student_label_map(coco, image_id, size):
-    index = {c: k + 1 for k, c in enumerate(sorted(coco.getCatIds()))}
-    info = coco.imgs[image_id]
-    h, w = info["height"], info["width"]
-    labels = np.zeros((h, w), int)
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
-    crowd = np.zeros((h, w), bool)
-    for a in anns:
-        if a["iscrowd"]:
-            crowd |= coco.annToMask(a) > 0
-    labels[crowd] = 255
-    for a in sorted((a for a in anns if not a["iscrowd"]), key=lambda a: -a["area"]):
-        labels[coco.annToMask(a) > 0] = index[a["category_id"]]
-    rows = np.minimum(np.floor((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
-    cols = np.minimum(np.floor((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
-    return labels[np.ix_(rows, cols)]
-
-
-def student_linear_to_conv_weight(weight, in_channels, height, width):
-    import torch
-
-    weight = torch.as_tensor(weight)
-    return weight.unflatten(1, (in_channels, height, width))
-
-
-def student_bilinear_kernel(in_ch, out_ch, k):
-    import torch
-
-    f = np.ceil(k / 2)
-    c = f - 1 if k % 2 else f - 0.5
-    tent = 1 - np.abs(np.arange(k) - c) / f
-    weight = np.zeros((in_ch, out_ch, k, k), np.float32)
-    for i in range(min(in_ch, out_ch)):
-        weight[i, i] = np.outer(tent, tent)
-    return torch.from_numpy(weight)
-
-
-def student_fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
-    return upscore(score8 + upscore_pool4(score16 + upscore2(score32)))
-
-
-CORRECT = {
-    ("00_tasks_and_metrics", "confusion_matrix"): student_confusion_matrix,
-    ("00_tasks_and_metrics", "pixel_accuracy"): student_pixel_accuracy,
-    ("00_tasks_and_metrics", "mean_accuracy"): student_mean_accuracy,
-    ("00_tasks_and_metrics", "mean_iou"): student_mean_iou,
-    ("00_tasks_and_metrics", "frequency_weighted_iou"): student_frequency_weighted_iou,
-    ("00_tasks_and_metrics", "dice_coefficient"): student_dice_coefficient,
-    ("01_thresholding", "threshold"): student_threshold,
-    ("01_thresholding", "otsu_threshold"): student_otsu_threshold,
-    ("01_thresholding", "adaptive_threshold"): student_adaptive_threshold,
-    ("02_edges", "convolve2d"): student_convolve2d,
-    ("02_edges", "sobel"): student_sobel,
-    ("02_edges", "gradient_magnitude"): student_gradient_magnitude,
-    ("02_edges", "non_maximum_suppression"): student_non_maximum_suppression,
-    ("03_regions", "region_grow"): student_region_grow,
-    ("03_regions", "kmeans_segment"): student_kmeans_segment,
-    ("04_transpose_convolution", "conv_output_size"): student_conv_output_size,
-    ("04_transpose_convolution", "conv_transpose_output_size"): student_conv_transpose_output_size,
-    ("04_transpose_convolution", "conv_transpose2d"): student_conv_transpose2d,
-    ("04_transpose_convolution", "stride2_example"): student_stride2_example,
-    ("05_fcn", "linear_to_conv_weight"): student_linear_to_conv_weight,
-    ("05_fcn", "bilinear_kernel"): student_bilinear_kernel,
-    ("05_fcn", "fcn8s_fuse"): student_fcn8s_fuse,
-    ("11_coco_eda", "class_frequency"): student_class_frequency,
-    ("11_coco_eda", "instances_per_image"): student_instances_per_image,
-    ("11_coco_eda", "size_class_counts"): student_size_class_counts,
-    ("11_coco_eda", "cooccurrence_matrix"): student_cooccurrence_matrix,
-    ("11_coco_eda", "crowd_counts"): student_crowd_counts,
-    ("11_coco_eda", "label_map"): student_label_map,
-}
+def cases(assignment: str, name: str) -> list:
+    """(args, kwargs, case, hidden) of the visible and hidden checks of one graded function."""
+    builder = CASE_BUILDERS.get((assignment, name))
+    assert builder is not None, f"no test inputs for {(assignment, name)}"
+    return builder(exercise(assignment).rng(f"test_grading {name}"))
 
 
 def _random_cm(rng, k):
@@ -360,145 +156,217 @@ def _random_cm(rng, k):
     return cm
 
 
-def cases(ex: Exercise, name: str):
-    """(args, kwargs, case, hidden) of the visible and hidden checks of one graded function."""
-    rng = ex.rng(f"test_grading {name}")
-    if name == "confusion_matrix":
-        target = np.array([[0, 0, 1, 1], [2, 2, 2, 1]])
-        pred = np.array([[0, 1, 1, 1], [2, 0, 2, 2]])
-        hidden_target = rng.integers(0, 4, size=(13, 9))
-        hidden_target[rng.random((13, 9)) < 0.2] = 255
-        hidden_pred = rng.integers(0, 4, size=(13, 9))
-        return [
-            ((pred, target, 3), {}, "3 classes", False),
-            ((pred, np.where(target == 2, 255, target), 3), {"ignore_index": 255}, "void pixels", False),
-            ((hidden_pred, hidden_target, 4), {"ignore_index": 255}, "random void", True),
-            ((hidden_pred.astype(np.uint8), np.where(hidden_target == 255, 0, hidden_target).astype(np.uint8), 4),
-             {}, "uint8 maps", True),
-        ]
-    if name == "dice_coefficient":
-        return [
-            ((np.array([[1, 1, 0], [0, 1, 0]], bool), np.array([[1, 0, 0], [0, 1, 1]], bool)), {}, "overlap", False),
-            ((np.zeros((4, 4), bool), np.zeros((4, 4), bool)), {}, "two empty masks", False),
-            ((rng.random((20, 24)) < 0.3, rng.random((20, 24)) < 0.4), {}, "random masks", True),
-        ]
-    if name in ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou"):
-        demo = np.array([[6, 2, 0, 0, 1], [1, 4, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
-        return [
-            ((np.array([[5, 1], [2, 2]]),), {}, "2 classes", False),
-            ((demo,), {}, "absent classes", False),
-            ((_random_cm(rng, 6),), {}, "random 6-class matrix", True),
-        ]
-    if name == "threshold":
-        return [
-            ((np.array([[0.0, 0.25, 0.5], [0.5, 0.75, 1.0]]), 0.5), {}, "ramp with ties", False),
-            ((np.round(rng.random((12, 17)) * 8) / 8, 0.375), {}, "quantised image", True),
-            ((rng.random((6, 5)),), {"t": rng.random((6, 5))}, "threshold surface", True),
-        ]
-    if name == "otsu_threshold":
-        demo_rng = np.random.default_rng(0)
-        bimodal = np.where(demo_rng.random((40, 40)) < 0.3, 0.2, 0.7) + demo_rng.normal(0, 0.05, (40, 40))
-        low, high = sorted(rng.uniform(0, 1, size=2))
-        hidden = np.where(rng.random((48, 36)) < 0.5, low, high) + rng.normal(0, 0.05, (48, 36))
-        return [
-            ((bimodal,), {}, "bimodal, 256 bins", False),
-            ((hidden, 32), {}, "bimodal, 32 bins", True),
-            ((rng.integers(0, 256, size=(30, 30)).astype(np.uint8),), {}, "8-bit noise", True),
-        ]
-    if name == "adaptive_threshold":
-        demo_rng = np.random.default_rng(1)
-        demo = np.linspace(0, 1, 32)[None, :] + 0.3 * (demo_rng.random((24, 32)) > 0.7)
-        hidden = np.linspace(0, 2, 36)[:, None] + 0.4 * (rng.random((36, 28)) > 0.6) + rng.normal(0, 0.02, (36, 28))
-        return [
-            ((demo, 7), {"method": "mean"}, "block 7, mean", False),
-            ((demo, 9), {"method": "gaussian"}, "block 9, gaussian", False),
-            ((hidden, 15), {"offset": 0.05, "method": "mean"}, "positive offset", True),
-            ((hidden, 11), {"offset": -0.03, "method": "gaussian"}, "negative offset", True),
-        ]
-    if name == "convolve2d":
-        return [
-            ((rng.random((7, 9)), rng.normal(size=(3, 5))), {}, "asymmetric kernel", False),
-            ((rng.random((6, 6)), np.full((5, 5), 1 / 25)), {}, "box blur", True),
-        ]
-    if name == "sobel":
-        return [((rng.random((8, 11)),), {}, "random image", False), ((rng.random((5, 5)),), {}, "small", True)]
-    if name == "gradient_magnitude":
-        return [((rng.normal(size=(4, 6)), rng.normal(size=(4, 6))), {}, "random gradients", False)]
-    if name == "non_maximum_suppression":
-        return [
-            ((rng.random((9, 12)), rng.uniform(-np.pi, np.pi, (9, 12))), {}, "all directions", False),
-            ((rng.random((6, 7)), np.radians(rng.choice([45.0, 135.0], (6, 7)))), {}, "diagonals", True),
-        ]
-    if name == "region_grow":
-        ramp = np.linspace(0, 5, 14)[None, :] + rng.normal(0, 0.1, (10, 14))
-        speckle = (rng.random((12, 12)) < 0.45).astype(float)
-        start = tuple(int(v) for v in np.argwhere(speckle > 0.5)[0])
-        return [
-            ((ramp, (3, 0), 1.2), {}, "noisy ramp", False),
-            ((speckle, start, 0.5), {"connectivity": 8}, "speckle, 8-connected", True),
-            ((speckle, start, 0.5), {"connectivity": 4}, "speckle, 4-connected", True),
-        ]
-    if name == "kmeans_segment":
-        colours = np.array([[0.9, 0.2, 0.1], [0.1, 0.6, 0.2], [0.2, 0.3, 0.9]])
-        image = colours[rng.integers(0, 3, (10, 12))] + rng.normal(0, 0.05, (10, 12, 3))
-        grey = rng.choice([0.2, 0.5, 0.8], size=(9, 9)) + rng.normal(0, 0.05, (9, 9))
-        return [
-            ((image, 3), {"init": image.reshape(-1, 3)[:3]}, "colour", False),
-            ((grey, 3), {"init": np.array([[0.1], [0.4], [0.9]])}, "grey", True),
-        ]
-    if name == "conv_output_size":
-        return [((7, 3), {"stride": 2, "padding": 1}, "strided", False), ((10, 3), {"dilation": 2}, "dilated", True)]
-    if name == "conv_transpose_output_size":
-        return [((4, 3), {"stride": 2, "padding": 1, "output_padding": 1}, "strided", False)]
-    if name == "conv_transpose2d":
-        return [
-            ((rng.normal(size=(3, 4)), rng.normal(size=(3, 3))), {}, "stride 1", False),
-            ((rng.normal(size=(3, 3)), rng.normal(size=(4, 4))), {"stride": 2, "padding": 1, "output_padding": 1},
-             "stride 2, padded", True),
-        ]
-    if name == "stride2_example":
-        return [((), {}, "by hand", False)]
-    if name in ("linear_to_conv_weight", "bilinear_kernel", "fcn8s_fuse"):
-        import torch
-        from torch import nn
-
-        torch.manual_seed(0)
-        if name == "linear_to_conv_weight":
-            return [((torch.randn(4, 2 * 3 * 5), 2, 3, 5), {}, "non-square", False)]
-        if name == "bilinear_kernel":
-            return [((2, 2, 4), {}, "even k", False), ((2, 3, 7), {}, "odd k", True)]
-        layers = [nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False) for _ in range(2)]
-        layers.append(nn.ConvTranspose2d(3, 3, 16, stride=8, padding=4, bias=False))
-        scores = (torch.randn(1, 3, 2, 3), torch.randn(1, 3, 4, 6), torch.randn(1, 3, 8, 12))
-        return [((*scores, *layers), {}, "3 classes", False)]
-    if name in ("class_frequency", "instances_per_image", "size_class_counts", "cooccurrence_matrix",
-                "crowd_counts", "label_map"):
-        import tempfile
-        import warnings
-
-        from segedu.data import load_coco, write_coco_instances
-
-        warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
-        coco = load_coco(write_coco_instances(tempfile.mkdtemp(), n_images=6, seed=5, max_size=160))
-        if name == "label_map":
-            return [((coco, image_id, (40, 56)), {}, f"image {image_id}", False) for image_id in coco.getImgIds()]
-        return [((coco,), {}, "synthetic COCO", False)]
-    raise AssertionError(f"no test inputs for {name}")
+@cases_for(A00, "confusion_matrix")
+def _confusion_matrix_cases(rng):
+    target = np.array([[0, 0, 1, 1], [2, 2, 2, 1]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 2]])
+    hidden_target = rng.integers(0, 4, size=(13, 9))
+    hidden_target[rng.random((13, 9)) < 0.2] = 255
+    hidden_pred = rng.integers(0, 4, size=(13, 9))
+    return [
+        ((pred, target, 3), {}, "3 classes", False),
+        ((pred, np.where(target == 2, 255, target), 3), {"ignore_index": 255}, "void pixels", False),
+        ((hidden_pred, hidden_target, 4), {"ignore_index": 255}, "random void", True),
+        ((hidden_pred.astype(np.uint8), np.where(hidden_target == 255, 0, hidden_target).astype(np.uint8), 4),
+         {}, "uint8 maps", True),
+    ]
 
 
-GRADED = sorted(CORRECT)
+@cases_for(A00, "dice_coefficient")
+def _dice_cases(rng):
+    return [
+        ((np.array([[1, 1, 0], [0, 1, 0]], bool), np.array([[1, 0, 0], [0, 1, 1]], bool)), {}, "overlap", False),
+        ((np.zeros((4, 4), bool), np.zeros((4, 4), bool)), {}, "two empty masks", False),
+        ((rng.random((20, 24)) < 0.3, rng.random((20, 24)) < 0.4), {}, "random masks", True),
+    ]
 
 
-def test_every_graded_function_has_a_correct_answer_here():
-    graded = {(assignment, name) for assignment, spec in EXERCISES.items() for name in spec.functions}
-    assert graded == set(CORRECT)
+@cases_for(A00, "pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou")
+def _confusion_matrix_score_cases(rng):
+    demo = np.array([[6, 2, 0, 0, 1], [1, 4, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    return [
+        ((np.array([[5, 1], [2, 2]]),), {}, "2 classes", False),
+        ((demo,), {}, "absent classes", False),
+        ((_random_cm(rng, 6),), {}, "random 6-class matrix", True),
+    ]
 
 
-@pytest.mark.parametrize("assignment,name", GRADED, ids=[n for _, n in GRADED])
+@cases_for(A01, "threshold")
+def _threshold_cases(rng):
+    return [
+        ((np.array([[0.0, 0.25, 0.5], [0.5, 0.75, 1.0]]), 0.5), {}, "ramp with ties", False),
+        ((np.round(rng.random((12, 17)) * 8) / 8, 0.375), {}, "quantised image", True),
+        ((rng.random((6, 5)),), {"t": rng.random((6, 5))}, "threshold surface", True),
+    ]
+
+
+@cases_for(A01, "otsu_threshold")
+def _otsu_cases(rng):
+    demo_rng = np.random.default_rng(0)
+    bimodal = np.where(demo_rng.random((40, 40)) < 0.3, 0.2, 0.7) + demo_rng.normal(0, 0.05, (40, 40))
+    low, high = sorted(rng.uniform(0, 1, size=2))
+    hidden = np.where(rng.random((48, 36)) < 0.5, low, high) + rng.normal(0, 0.05, (48, 36))
+    return [
+        ((bimodal,), {}, "bimodal, 256 bins", False),
+        ((hidden, 32), {}, "bimodal, 32 bins", True),
+        ((rng.integers(0, 256, size=(30, 30)).astype(np.uint8),), {}, "8-bit noise", True),
+    ]
+
+
+@cases_for(A01, "adaptive_threshold")
+def _adaptive_cases(rng):
+    demo_rng = np.random.default_rng(1)
+    demo = np.linspace(0, 1, 32)[None, :] + 0.3 * (demo_rng.random((24, 32)) > 0.7)
+    hidden = np.linspace(0, 2, 36)[:, None] + 0.4 * (rng.random((36, 28)) > 0.6) + rng.normal(0, 0.02, (36, 28))
+    return [
+        ((demo, 7), {"method": "mean"}, "block 7, mean", False),
+        ((demo, 9), {"method": "gaussian"}, "block 9, gaussian", False),
+        ((hidden, 15), {"offset": 0.05, "method": "mean"}, "positive offset", True),
+        ((hidden, 11), {"offset": -0.03, "method": "gaussian"}, "negative offset", True),
+    ]
+
+
+@cases_for("02_edges", "convolve2d")
+def _convolve_cases(rng):
+    return [
+        ((rng.random((7, 9)), rng.normal(size=(3, 5))), {}, "asymmetric kernel", False),
+        ((rng.random((6, 6)), np.full((5, 5), 1 / 25)), {}, "box blur", True),
+    ]
+
+
+@cases_for("02_edges", "sobel")
+def _sobel_cases(rng):
+    return [((rng.random((8, 11)),), {}, "random image", False), ((rng.random((5, 5)),), {}, "small", True)]
+
+
+@cases_for("02_edges", "gradient_magnitude")
+def _magnitude_cases(rng):
+    return [((rng.normal(size=(4, 6)), rng.normal(size=(4, 6))), {}, "random gradients", False)]
+
+
+@cases_for("02_edges", "non_maximum_suppression")
+def _nms_cases(rng):
+    return [
+        ((rng.random((9, 12)), rng.uniform(-np.pi, np.pi, (9, 12))), {}, "all directions", False),
+        ((rng.random((6, 7)), np.radians(rng.choice([45.0, 135.0], (6, 7)))), {}, "diagonals", True),
+    ]
+
+
+@cases_for("03_regions", "region_grow")
+def _region_grow_cases(rng):
+    ramp = np.linspace(0, 5, 14)[None, :] + rng.normal(0, 0.1, (10, 14))
+    speckle = (rng.random((12, 12)) < 0.45).astype(float)
+    start = tuple(int(v) for v in np.argwhere(speckle > 0.5)[0])
+    return [
+        ((ramp, (3, 0), 1.2), {}, "noisy ramp", False),
+        ((speckle, start, 0.5), {"connectivity": 8}, "speckle, 8-connected", True),
+        ((speckle, start, 0.5), {"connectivity": 4}, "speckle, 4-connected", True),
+    ]
+
+
+@cases_for("03_regions", "kmeans_segment")
+def _kmeans_cases(rng):
+    colours = np.array([[0.9, 0.2, 0.1], [0.1, 0.6, 0.2], [0.2, 0.3, 0.9]])
+    image = colours[rng.integers(0, 3, (10, 12))] + rng.normal(0, 0.05, (10, 12, 3))
+    grey = rng.choice([0.2, 0.5, 0.8], size=(9, 9)) + rng.normal(0, 0.05, (9, 9))
+    return [
+        ((image, 3), {"init": image.reshape(-1, 3)[:3]}, "colour", False),
+        ((grey, 3), {"init": np.array([[0.1], [0.4], [0.9]])}, "grey", True),
+    ]
+
+
+@cases_for("04_transpose_convolution", "conv_output_size")
+def _conv_size_cases(rng):
+    return [((7, 3), {"stride": 2, "padding": 1}, "strided", False), ((10, 3), {"dilation": 2}, "dilated", True)]
+
+
+@cases_for("04_transpose_convolution", "conv_transpose_output_size")
+def _transpose_size_cases(rng):
+    return [((4, 3), {"stride": 2, "padding": 1, "output_padding": 1}, "strided", False)]
+
+
+@cases_for("04_transpose_convolution", "conv_transpose2d")
+def _conv_transpose_cases(rng):
+    return [
+        ((rng.normal(size=(3, 4)), rng.normal(size=(3, 3))), {}, "stride 1", False),
+        ((rng.normal(size=(3, 3)), rng.normal(size=(4, 4))), {"stride": 2, "padding": 1, "output_padding": 1},
+         "stride 2, padded", True),
+    ]
+
+
+@cases_for("04_transpose_convolution", "stride2_example")
+def _stride2_cases(rng):
+    return [((), {}, "by hand", False)]
+
+
+@cases_for("05_fcn", "linear_to_conv_weight")
+def _linear_to_conv_cases(rng):
+    import torch
+
+    torch.manual_seed(0)
+    return [((torch.randn(4, 2 * 3 * 5), 2, 3, 5), {}, "non-square", False)]
+
+
+@cases_for("05_fcn", "bilinear_kernel")
+def _bilinear_cases(rng):
+    return [((2, 2, 4), {}, "even k", False), ((2, 3, 7), {}, "odd k", True)]
+
+
+@cases_for("05_fcn", "fcn8s_fuse")
+def _fuse_cases(rng):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    layers = [nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False) for _ in range(2)]
+    layers.append(nn.ConvTranspose2d(3, 3, 16, stride=8, padding=4, bias=False))
+    scores = (torch.randn(1, 3, 2, 3), torch.randn(1, 3, 4, 6), torch.randn(1, 3, 8, 12))
+    return [((*scores, *layers), {}, "3 classes", False)]
+
+
+def _synthetic_coco():
+    import tempfile
+    import warnings
+
+    from segedu.data import load_coco, write_coco_instances
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
+    return load_coco(write_coco_instances(tempfile.mkdtemp(), n_images=6, seed=5, max_size=160))
+
+
+@cases_for("11_coco_eda", "class_frequency", "instances_per_image", "size_class_counts", "cooccurrence_matrix",
+           "crowd_counts")
+def _coco_statistics_cases(rng):
+    return [((_synthetic_coco(),), {}, "synthetic COCO", False)]
+
+
+@cases_for("11_coco_eda", "label_map")
+def _label_map_cases(rng):
+    coco = _synthetic_coco()
+    return [((coco, image_id, (40, 56)), {}, f"image {image_id}", False) for image_id in coco.getImgIds()]
+
+
+GRADED = sorted((assignment, name) for assignment, spec in EXERCISES.items() for name in spec.functions)
+IDS = [f"{assignment}:{name}" for assignment, name in GRADED]
+
+
+def test_every_graded_function_has_inputs_and_a_solution_here():
+    assert set(CASE_BUILDERS) == set(GRADED)
+
+
+def test_every_graded_function_has_a_known_mistake():
+    """The grading contract: each graded function has at least one known mistake, filed by its pair."""
+    assert set(KNOWN_MISTAKES) == set(GRADED)
+    for (assignment, name), fixtures in KNOWN_MISTAKES.items():
+        assert fixtures and all(f.function == name for f in fixtures), (assignment, name)
+        assert all(f in WRONG_ANSWERS[assignment] for f in fixtures)
+
+
+@pytest.mark.parametrize("assignment,name", GRADED, ids=IDS)
 def test_correct_answer_passes_and_check_returns_none(assignment, name):
     ex = exercise(assignment)
-    for args, kwargs, case, hidden in cases(ex, name):
-        result = ex.check(name, CORRECT[assignment, name], *args, case=case, hidden=hidden, **kwargs)
+    for args, kwargs, case, hidden in cases(assignment, name):
+        result = ex.check(name, correct(assignment, name), *args, case=case, hidden=hidden, **kwargs)
         assert result is None  # a test cell must not end in a bare number
 
 
@@ -507,7 +375,7 @@ def test_integer_zero_one_masks_and_float_results_in_other_types_pass():
     img = np.array([[0.0, 0.25, 0.5], [0.5, 0.75, 1.0]])
     ex.check("threshold", lambda img, t: (np.asarray(img) > t).astype(np.int64), img, 0.5, case="ints")
     ex.check("threshold", lambda img, t: (np.asarray(img) > t).astype(np.uint8).tolist(), img, 0.5, case="list")
-    ex00().check("pixel_accuracy", lambda cm: np.float32(student_pixel_accuracy(cm)), np.array([[5, 1], [2, 2]]),
+    ex00().check("pixel_accuracy", lambda cm: np.float32(correct(A00, "pixel_accuracy")(cm)), np.array([[5, 1], [2, 2]]),
                  case="float32")
 
 
@@ -517,11 +385,11 @@ def test_integer_zero_one_masks_and_float_results_in_other_types_pass():
 
 
 def _first_case(assignment, name):
-    args, kwargs, _, _ = cases(exercise(assignment), name)[0]
+    args, kwargs, _, _ = cases(assignment, name)[0]
     return args, kwargs
 
 
-@pytest.mark.parametrize("assignment,name", GRADED, ids=[n for _, n in GRADED])
+@pytest.mark.parametrize("assignment,name", GRADED, ids=IDS)
 def test_stub_fails_as_not_implemented(assignment, name):
     def stub(*args, **kwargs):
         raise NotImplementedError()
@@ -545,10 +413,10 @@ def test_other_exceptions_fail_and_name_their_type(error):
     assert "mean_iou(" in message
 
 
-@pytest.mark.parametrize("assignment,name", GRADED, ids=[n for _, n in GRADED])
+@pytest.mark.parametrize("assignment,name", GRADED, ids=IDS)
 def test_missing_return_is_explained(assignment, name):
     def forgot_return(*args, **kwargs):
-        CORRECT[assignment, name](*args, **kwargs)  # computes the answer, then drops it
+        correct(assignment, name)(*args, **kwargs)  # computes the answer, then drops it
 
     args, kwargs = _first_case(assignment, name)
     message = failure(exercise(assignment), name, forgot_return, *args, **kwargs)
@@ -678,7 +546,7 @@ def test_delegation_through_a_thread_started_before_check():
 def test_allowed_libraries_are_not_flagged():
     # scipy.ndimage is allowed in 01, numpy everywhere; the grader's own calls into segedu.classical
     # (the reference, the tie mask) happen outside the student's call and must not count against it.
-    ex01().check("adaptive_threshold", student_adaptive_threshold, IMG, 5, method="gaussian", case="allowed")
+    ex01().check("adaptive_threshold", correct(A01, "adaptive_threshold"), IMG, 5, method="gaussian", case="allowed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -688,12 +556,12 @@ def test_allowed_libraries_are_not_flagged():
 
 def switches_profiler_off(cm):
     sys.setprofile(None)
-    return student_pixel_accuracy(cm)
+    return correct(A00, "pixel_accuracy")(cm)
 
 
 def replaces_profiler(cm):
     sys.setprofile(lambda frame, event, arg: None)
-    return student_pixel_accuracy(cm)
+    return correct(A00, "pixel_accuracy")(cm)
 
 
 @pytest.mark.parametrize("function", [switches_profiler_off, replaces_profiler])
@@ -713,7 +581,7 @@ def test_profile_hooks_are_restored_after_every_check():
     def crash(cm):
         raise RuntimeError("boom")
 
-    answers = [student_mean_iou, alias_wrapped, crash, switches_profiler_off, lambda cm: None, lambda cm: 0.1]
+    answers = [correct(A00, "mean_iou"), alias_wrapped, crash, switches_profiler_off, lambda cm: None, lambda cm: 0.1]
     saved, saved_threading = sys.getprofile(), threading.getprofile()
     try:
         for before, before_threading in [(saved, saved_threading), (outer, thread_outer)]:
@@ -739,7 +607,7 @@ def test_a_failed_check_does_not_spoil_the_next_one():
     for bad in (alias_wrapped, switches_profiler_off, lambda cm: None):
         with pytest.raises(AssertionError):
             ex.check("mean_iou", bad, CM, case="bad")
-        ex.check("mean_iou", student_mean_iou, CM, case="good")
+        ex.check("mean_iou", correct(A00, "mean_iou"), CM, case="good")
 
 
 def test_first_import_inside_the_answer_does_not_crash_the_hook():
@@ -794,7 +662,7 @@ def test_lookalikes_are_not_numbers(assignment, name, lookalike, words):
 
 
 def transposed_confusion_matrix(pred, target, num_classes, ignore_index=None):
-    return student_confusion_matrix(pred, target, num_classes, ignore_index).T
+    return correct(A00, "confusion_matrix")(pred, target, num_classes, ignore_index).T
 
 
 def test_visible_failure_shows_call_expected_got_and_first_difference():
@@ -828,7 +696,7 @@ def test_keyword_arguments_appear_in_the_call():
 
 def test_transposed_shape_gets_the_transpose_hint():
     img = np.array([[0.0, 0.25, 0.5], [0.5, 0.75, 1.0]])
-    message = failure(ex01(), "threshold", lambda img, t: student_threshold(img, t).T, img, 0.5)
+    message = failure(ex01(), "threshold", lambda img, t: correct(A01, "threshold")(img, t).T, img, 0.5)
     assert "expected (2, 3), got (3, 2)" in message
     assert "transpose" in message
     lines = _compare.exact(np.zeros((3, 2), int), np.zeros((2, 3), int), what="f", reveal=True)
@@ -902,7 +770,7 @@ def test_answer_that_mutates_its_input_is_graded_on_the_original():
     original = cm.copy()
 
     def honest_but_destructive(cm):
-        result = student_pixel_accuracy(cm)
+        result = correct(A00, "pixel_accuracy")(cm)
         cm[:] = 0
         return result
 
@@ -922,12 +790,12 @@ def test_mutated_images_and_keyword_arrays_do_not_reach_the_reference_or_tie_mas
     surface = np.full_like(img, 0.5)
 
     def adaptive_then_wipe(img, block_size, offset=0, method="mean"):
-        result = student_adaptive_threshold(img, block_size, offset, method)
+        result = correct(A01, "adaptive_threshold")(img, block_size, offset, method)
         img[:] = 0.0  # an all-zero image would be all background and all ties
         return result
 
     def threshold_then_wipe(img, t):
-        result = student_threshold(img, t)
+        result = correct(A01, "threshold")(img, t)
         img[:] = 1.0
         t[:] = 2.0
         return result
@@ -1082,14 +950,19 @@ def test_unknown_exercise_lists_the_known_ones():
 
 def test_ungraded_function_is_a_key_error():
     with pytest.raises(KeyError, match="no function called 'accuracy'"):
-        ex00().check("accuracy", student_pixel_accuracy, CM, case="x")
+        ex00().check("accuracy", correct(A00, "pixel_accuracy"), CM, case="x")
     with pytest.raises(KeyError, match="threshold_local"):
         ex01().reference("threshold_local")
     with pytest.raises(KeyError):  # graded in 01, not in 00
-        ex00().check("threshold", student_threshold, IMG, 0.5, case="x")
+        ex00().check("threshold", correct(A01, "threshold"), IMG, 0.5, case="x")
 
 
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _resolve(dotted: str):
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(__import__(module_name, fromlist=[attribute]), attribute)
 
 
 @pytest.mark.parametrize("assignment", sorted(EXERCISES))
@@ -1104,17 +977,20 @@ def test_registry_entries_are_well_formed(assignment):
     assert spec.functions
     for name, graded in spec.functions.items():
         assert isinstance(graded, GradedFunction)
+        assert graded_function(assignment, name) is graded
         reference = exercise(assignment).reference(name)
         assert callable(reference)
-        # an adapter (e.g. k-means from given centres) names the reference it calls in __wrapped__
-        wrapped = getattr(reference, "__wrapped__", None)
-        if wrapped is not None:
-            assert _matches(wrapped.partition(":")[0], spec.forbidden), (name, wrapped)
-            reference = exercise(assignment).reference(name).__wrapped__
-            module_name, _, attribute = reference.partition(":")
-            reference = getattr(__import__(module_name, fromlist=[attribute]), attribute)
-        else:
-            assert reference.__name__ == name
+        inspect.signature(reference)  # Exercise.expected binds arguments with it
+        assert not isinstance(getattr(reference, "__wrapped__", None), str), \
+            f"{name}: name the wrapped reference in GradedFunction.delegates_to, not in __wrapped__"
+        if reference.__module__.startswith("segedu.grading"):
+            # an adapter: it must say what it wraps, and that must trip the wire when called directly
+            assert graded.delegates_to is not None, f"{name}: an adapter needs delegates_to"
+        if graded.delegates_to is not None:
+            assert reference.__module__.startswith("segedu.grading"), f"{name}: delegates_to is for adapters"
+            reference = _resolve(graded.delegates_to)
+            assert callable(reference)
+            inspect.getsource(reference)  # the similarity check compares answers with it
         # calling the reference directly must trip the wire, so its module must be forbidden
         assert _matches(reference.__module__, spec.forbidden), (name, reference.__module__)
         comparators = graded.compare if isinstance(graded.compare, tuple) else (graded.compare,)
@@ -1125,6 +1001,44 @@ def test_registry_entries_are_well_formed(assignment):
             assert callable(comparator) and comparator_name in ("exact", "close", "binary_mask"), comparator_name
         assert isinstance(graded.options, dict)
         if graded.extra is not None:
-            module_name, _, attribute = graded.extra.partition(":")
-            extra = getattr(__import__(module_name, fromlist=[attribute]), attribute)
-            assert callable(extra)
+            assert callable(_resolve(graded.extra))
+
+
+def _score_spec(assignment, reference):
+    return ExerciseSpec(assignment, (("score", GradedFunction(f"segedu.metrics:{reference}")),),
+                        ("segedu.metrics",), "Use numpy only.")
+
+
+def test_a_function_name_graded_in_two_assignments_does_not_collide():
+    """Two units may grade a function of the same name: each pair keeps its own reference."""
+    specs = registry(_score_spec("06_first", "pixel_accuracy"), _score_spec("07_second", "mean_iou"))
+    assert graded_function("06_first", "score", specs).reference == "segedu.metrics:pixel_accuracy"
+    assert graded_function("07_second", "score", specs).reference == "segedu.metrics:mean_iou"
+    cm = np.array([[5, 1], [2, 2]])
+    Exercise(specs["06_first"]).check("score", correct(A00, "pixel_accuracy"), cm, case="own reference")
+    Exercise(specs["07_second"]).check("score", correct(A00, "mean_iou"), cm, case="own reference")
+    message = failure(Exercise(specs["07_second"]), "score", correct(A00, "pixel_accuracy"), cm)
+    assert "wrong answer" in message
+    with pytest.raises(KeyError, match="no function called 'score'"):
+        graded_function(A00, "score")
+
+
+def test_a_pair_filed_twice_is_an_error():
+    graded = GradedFunction("segedu.metrics:mean_iou")
+    with pytest.raises(ValueError, match="twice"):
+        ExerciseSpec("06_first", (("dice_loss", graded), ("dice_loss", graded)), ("segedu.metrics",), "numpy")
+    with pytest.raises(ValueError, match="twice"):
+        registry(_score_spec("06_first", "mean_iou"), _score_spec("06_first", "pixel_accuracy"))
+    with pytest.raises(ValueError, match="twice"):
+        cases_for(A00, "mean_iou")(lambda rng: [])
+    assert CASE_BUILDERS[A00, "mean_iou"] is _confusion_matrix_score_cases
+
+    book = KnownMistakes()
+    wrong = Submission("sums_instead_of_averages", "a mistake")
+    book.add("06_first", "dice_loss", wrong)
+    book.add("07_second", "dice_loss", wrong)  # the same name in another unit is another function
+    assert set(book.by_function) == {("06_first", "dice_loss"), ("07_second", "dice_loss")}
+    with pytest.raises(ValueError, match="twice"):
+        book.add("06_first", "dice_loss", Submission("another", "another mistake"))
+    with pytest.raises(ValueError, match="two fixtures"):  # one student id per course folder
+        book.add("06_first", "iou_loss", Submission("sums_instead_of_averages", "same id"))

@@ -3,11 +3,17 @@
 A mutation takes the solution's code for one cell and replaces one snippet (which must occur
 exactly once), so a fixture breaks loudly when the solution changes. A replacement gives the
 whole code of a cell, as a student would type it.
+
+Every fixture is a known mistake of one graded function, filed under ``(assignment, function)``:
+a function name alone is not unique across units (two units may each grade a ``dice_loss``), and
+the grading contract asks for at least one known mistake per graded function, which
+``tests/test_grading.py`` checks against the registry by that pair. nbgrader grades a whole
+notebook at once, so :data:`WRONG_ANSWERS` also lists them by assignment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -27,312 +33,412 @@ class Submission:
     full_marks: bool = False               # for correct-but-unusual answers
     delete_cells: tuple = ()               # grade ids of test cells the student deleted
     edit_cells: dict = field(default_factory=dict)  # grade id -> new source of a (locked) test cell
+    function: str | None = None            # the graded function whose mistake this is (set by KnownMistakes.add)
+
+
+class KnownMistakes:
+    """The fixtures by ``(assignment, function)``, refusing the slips that would silently lose one.
+
+    A pair filed twice, or two fixtures of one assignment with the same name (the name is the
+    student id in nbgrader's course folder, so one would overwrite the other), is an error at import.
+    """
+
+    def __init__(self):
+        self.by_function: dict[tuple[str, str], tuple[Submission, ...]] = {}
+        self.by_assignment: dict[str, list[Submission]] = {}
+
+    def add(self, assignment: str, function: str, *submissions: Submission) -> None:
+        key = (assignment, function)
+        if key in self.by_function:
+            raise ValueError(f"the known mistakes of {key} are filed twice; add them in one place")
+        if not submissions:
+            raise ValueError(f"{key} is filed without a known mistake")
+        taken = {s.name for s in self.by_assignment.get(assignment, [])}
+        filed = []
+        for submission in submissions:
+            if submission.name in taken:
+                raise ValueError(f"{assignment} has two fixtures called {submission.name!r}")
+            taken.add(submission.name)
+            filed.append(replace(submission, function=function))
+        self.by_function[key] = tuple(filed)
+        self.by_assignment.setdefault(assignment, []).extend(filed)
 
 
 M = Mutation
+known = KnownMistakes()
 
-WRONG_ANSWERS = {
-    "00_tasks_and_metrics": [
-        Submission("cm_transposed", "rows and columns swapped: prediction on the rows",
-                   (M("confusion_matrix", "num_classes * target + pred", "num_classes * pred + target"),),
-                   must_lose=("test_confusion_matrix_counts", "test_confusion_matrix_ignore")),
-        Submission("cm_ignore_not_excluded", "ignore_index accepted but never applied",
-                   (M("confusion_matrix", "    if ignore_index is not None:\n        keep = target != ignore_index\n"
-                      "        pred, target = pred[keep], target[keep]\n", ""),),
-                   must_lose=("test_confusion_matrix_ignore",)),
-        Submission("pixel_accuracy_per_class", "averages per-class accuracies instead of counting pixels",
-                   (M("pixel_accuracy", "np.trace(cm) / cm.sum()", "np.mean(np.diag(cm) / cm.sum(axis=1))"),),
-                   must_lose=("test_pixel_accuracy",)),
-        Submission("mean_accuracy_all_classes", "a class absent from the target counted as accuracy 0",
-                   (M("mean_accuracy", "np.mean(np.diag(cm)[present] / per_class_total[present])",
-                      "np.mean(np.diag(cm) / np.maximum(per_class_total, 1))"),),
-                   must_lose=("test_mean_accuracy",)),
-        Submission("mean_iou_absent_as_zero", "classes absent from both maps averaged in as IoU 0",
-                   (M("mean_iou", "np.mean(intersection[present] / union[present])",
-                      "np.mean(intersection / np.maximum(union, 1))"),),
-                   must_lose=("test_mean_iou",)),
-        Submission("mean_iou_target_classes_only", "only classes of the target averaged",
-                   (M("mean_iou", "present = union > 0", "present = cm.sum(axis=1) > 0"),),
-                   must_lose=("test_mean_iou",)),
-        Submission("fw_iou_prediction_weights", "weights taken from the prediction (columns)",
-                   (M("frequency_weighted_iou", "return float(np.sum(target_area[present] * iou) / target_area.sum())",
-                      "predicted_area = cm.sum(axis=0)\n"
-                      "    return float(np.sum(predicted_area[present] * iou) / predicted_area.sum())"),),
-                   must_lose=("test_frequency_weighted_iou",)),
-        Submission("dice_is_iou", "computes IoU and calls it Dice",
-                   (M("dice_coefficient", "2.0 * np.logical_and(a, b).sum() / total",
-                      "np.logical_and(a, b).sum() / np.logical_or(a, b).sum()"),),
-                   must_lose=("test_dice_overlap",)),
-        Submission("dice_empty_is_zero", "two empty masks score 0 instead of 1",
-                   (M("dice_coefficient", "return 1.0", "return 0.0"),),
-                   must_lose=("test_dice_empty",)),
-        Submission("fits_visible_tests_only", "returns the visible test's expected value",
-                   replace={"pixel_accuracy": "def pixel_accuracy(cm):\n    return 0.7\n"},
-                   must_lose=("test_pixel_accuracy",)),
-        Submission("delegates_to_sklearn", "calls sklearn.metrics.confusion_matrix under an alias",
-                   replace={"confusion_matrix": (
-                       "from sklearn.metrics import confusion_matrix as counts_from_library\n\n"
-                       "def confusion_matrix(pred, target, num_classes, ignore_index=None):\n"
-                       "    pred = np.asarray(pred).ravel()\n"
-                       "    target = np.asarray(target).ravel()\n"
-                       "    if ignore_index is not None:\n"
-                       "        keep = target != ignore_index\n"
-                       "        pred, target = pred[keep], target[keep]\n"
-                       "    return counts_from_library(target, pred, labels=np.arange(num_classes))\n")},
-                   must_lose=("test_confusion_matrix_counts", "test_confusion_matrix_ignore")),
-        Submission("delegates_to_segedu_alias", "wraps the segedu reference imported under another name",
-                   replace={"mean_iou": "from segedu.metrics import mean_iou as my_iou\n\n"
-                                        "def mean_iou(cm):\n    return my_iou(cm)\n"},
-                   must_lose=("test_mean_iou",)),
-        Submission("delegates_to_segedu_attribute", "assigns the reference through the package attribute",
-                   replace={"dice_coefficient": "import segedu\ndice_coefficient = segedu.metrics.dice_coefficient\n"},
-                   must_lose=("test_dice_overlap", "test_dice_empty")),
-        Submission("correct_with_warnings", "right answer that prints a RuntimeWarning (0/0 then nanmean)",
-                   replace={"mean_iou": (
-                       "def mean_iou(cm):\n"
-                       "    cm = np.asarray(cm, dtype=np.float64)\n"
-                       "    intersection = np.diag(cm)\n"
-                       "    iou = intersection / (cm.sum(axis=0) + cm.sum(axis=1) - intersection)\n"
-                       "    return float(np.nanmean(iou))\n")},
-                   full_marks=True),
-        Submission("deleted_test_cell", "deletes the mean_iou test cell and answers it wrongly",
-                   (M("mean_iou", "np.mean(intersection[present] / union[present])",
-                      "np.mean(intersection / np.maximum(union, 1))"),),
-                   delete_cells=("test_mean_iou",), must_lose=("test_mean_iou",)),
-        Submission("edited_test_cell", "replaces a locked test cell with a print and answers it wrongly",
-                   (M("dice_coefficient", "return 1.0", "return 0.0"),),
-                   edit_cells={"test_dice_empty": "print('all good')\n"}, must_lose=("test_dice_empty",)),
-    ],
-    "01_thresholding": [
-        Submission("threshold_greater_or_equal", "pixels equal to T counted as foreground",
-                   (M("threshold", "img > t", "img >= t"),),
-                   must_lose=("test_threshold",)),
-        Submission("otsu_returns_bin_edge", "returns the upper edge of the best bin, not its centre",
-                   (M("otsu_threshold", "centres[np.argmax(between)]", "edges[np.argmax(between) + 1]"),),
-                   must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
-        Submission("otsu_fixed_range", "histogram over [0, 1] instead of [min, max]",
-                   (M("otsu_threshold", "np.histogram(img.ravel(), bins=nbins)",
-                      "np.histogram(img.ravel(), bins=nbins, range=(0, 1))"),),
-                   must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
-        Submission("otsu_split_off_by_one", "class 0 and class 1 both include bin k",
-                   (M("otsu_threshold", "weight0[:-1] * weight1[1:] * (mean0[:-1] - mean1[1:]) ** 2",
-                      "weight0 * weight1 * (mean0 - mean1) ** 2"),),
-                   must_lose=("test_otsu_bimodal",)),
-        Submission("adaptive_offset_added", "the offset added to the local mean instead of subtracted",
-                   (M("adaptive_threshold", "img > local - offset", "img > local + offset"),),
-                   must_lose=("test_adaptive_offset",)),
-        Submission("adaptive_zero_padding", "zero padding at the border instead of reflection",
-                   (M("adaptive_threshold", 'ndi.uniform_filter(img, size=block_size, mode="reflect")',
-                      'ndi.uniform_filter(img, size=block_size, mode="constant")'),),
-                   must_lose=("test_adaptive_mean",)),
-        Submission("adaptive_sigma_from_block", "sigma = block_size / 2 instead of (block_size - 1) / 6",
-                   (M("adaptive_threshold", "sigma=(block_size - 1) / 6.0", "sigma=block_size / 2"),),
-                   must_lose=("test_adaptive_gaussian",)),
-        Submission("delegates_to_skimage_otsu", "calls skimage's threshold_otsu under an alias",
-                   replace={"otsu_threshold": "from skimage.filters import threshold_otsu as library_otsu\n\n"
-                                              "def otsu_threshold(img, nbins=256):\n"
-                                              "    return float(library_otsu(np.asarray(img, dtype=float), nbins))\n"},
-                   must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
-        Submission("delegates_to_threshold_local", "calls skimage.filters.threshold_local through the module",
-                   replace={"adaptive_threshold": (
-                       "import skimage.filters as skf\n\n"
-                       "def adaptive_threshold(img, block_size, offset=0, method='mean'):\n"
-                       "    img = np.asarray(img, dtype=float)\n"
-                       "    return img > skf.threshold_local(img, block_size, method=method, offset=offset)\n")},
-                   must_lose=("test_adaptive_mean", "test_adaptive_gaussian", "test_adaptive_offset")),
-        Submission("delegates_to_segedu", "binds the segedu reference to the answer's name",
-                   replace={"threshold": "from segedu.classical import threshold as reference_threshold\n"
-                                         "threshold = reference_threshold\n"},
-                   must_lose=("test_threshold",)),
-    ],
-    "02_edges": [
-        Submission("convolve_unflipped", "slides the kernel without flipping it (a cross-correlation)",
-                   (M("convolve2d", "flipped = kernel[::-1, ::-1]", "flipped = kernel"),),
-                   must_lose=("test_convolve_flips_the_kernel",)),
-        Submission("convolve_zero_padding", "pads with zeros instead of reflecting",
-                   (M("convolve2d", 'mode="symmetric"', 'mode="constant"'),),
-                   must_lose=("test_convolve_reflects_the_border",)),
-        Submission("convolve_reflect_without_edge", "numpy 'reflect' padding skips the edge pixel",
-                   (M("convolve2d", 'mode="symmetric"', 'mode="reflect"'),),
-                   must_lose=("test_convolve_reflects_the_border",)),
-        Submission("convolve_pad_off_by_one", "pads by the kernel size instead of half of it",
-                   (M("convolve2d", "a, b = kh // 2, kw // 2", "a, b = kh // 2 + 1, kw // 2 + 1"),),
-                   must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
-        Submission("sobel_swapped", "returns (gy, gx)",
-                   (M("sobel", "return gx, gy", "return gy, gx"),),
-                   must_lose=("test_sobel",)),
-        Submission("sobel_forgets_the_flip", "passes the correlation kernels straight to convolve2d",
-                   (M("sobel", "gx = convolve2d(img, sobel_x[::-1, ::-1])", "gx = convolve2d(img, sobel_x)"),),
-                   must_lose=("test_sobel",)),
-        Submission("magnitude_without_sqrt", "returns gx^2 + gy^2",
-                   (M("gradient_magnitude", "np.sqrt(gx ** 2 + gy ** 2)", "gx ** 2 + gy ** 2"),),
-                   must_lose=("test_gradient_magnitude",)),
-        Submission("nms_diagonals_swapped", "compares the wrong diagonal neighbours",
-                   (M("non_maximum_suppression", "45: ((-1, -1), (1, 1))", "45: ((-1, 1), (1, -1))"),
-                    M("non_maximum_suppression", "135: ((-1, 1), (1, -1))", "135: ((-1, -1), (1, 1))")),
-                   must_lose=("test_nms_diagonals",)),
-        Submission("nms_rows_and_columns_swapped", "compares up/down for a 0 degree gradient",
-                   (M("non_maximum_suppression", "0: ((0, -1), (0, 1))", "0: ((-1, 0), (1, 0))"),
-                    M("non_maximum_suppression", "90: ((-1, 0), (1, 0))", "90: ((0, -1), (0, 1))")),
-                   must_lose=("test_nms_horizontal_and_vertical",)),
-        Submission("nms_radians_as_degrees", "quantises the angle in radians",
-                   (M("non_maximum_suppression", "np.mod(np.degrees(direction), 180.0)", "np.mod(direction, 180.0)"),),
-                   must_lose=("test_nms_diagonals",)),
-        Submission("delegates_to_scipy_signal", "calls scipy.signal.convolve2d with symmetric boundaries",
-                   replace={"convolve2d": (
-                       "from scipy.signal import convolve2d as library_convolve\n\n"
-                       "def convolve2d(img, kernel):\n"
-                       "    return library_convolve(np.asarray(img, float), np.asarray(kernel, float), mode='same', boundary='symm')\n")},
-                   must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
-        Submission("delegates_to_ndimage_sobel", "calls scipy.ndimage.sobel",
-                   replace={"sobel": (
-                       "import scipy.ndimage as ndi\n\n"
-                       "def sobel(img):\n"
-                       "    img = np.asarray(img, dtype=float)\n"
-                       "    return ndi.sobel(img, axis=1), ndi.sobel(img, axis=0)\n")},
-                   must_lose=("test_sobel",)),
-    ],
-    "03_regions": [
-        Submission("region_mean_never_updated", "compares with the seed's intensity only",
-                   (M("region_grow", "abs(img[rr, cc] - total / count)", "abs(img[rr, cc] - img[seed])"),),
-                   must_lose=("test_region_grow_running_mean",)),
-        Submission("region_connectivity_ignored", "always uses 8 neighbours",
-                   (M("region_grow", "if connectivity == 4:", "if connectivity == 'four':"),),
-                   must_lose=("test_region_grow_connectivity",)),
-        Submission("region_depth_first", "a stack (depth-first) instead of a queue",
-                   (M("region_grow", "r, c = queue.popleft()", "r, c = queue.pop()"),),
-                   must_lose=("test_region_grow_running_mean",)),
-        Submission("kmeans_never_updates_centres", "assigns pixels to the initial centres only",
-                   (M("kmeans_segment", "        centres = np.array([pixels[labels == j].mean(axis=0) for j in range(k)])\n", ""),),
-                   must_lose=("test_kmeans_colour", "test_kmeans_grey")),
-        Submission("kmeans_unsorted", "forgets to number the clusters by brightness",
-                   (M("kmeans_segment", "order = np.argsort(centres.mean(axis=1), kind=\"stable\")",
-                      "order = np.arange(k)"),),
-                   must_lose=("test_kmeans_colour",)),
-        Submission("delegates_to_sklearn_kmeans", "calls sklearn's KMeans from the same centres",
-                   replace={"kmeans_segment": (
-                       "from sklearn.cluster import KMeans\n\n"
-                       "def kmeans_segment(img, k, init, max_iter=100):\n"
-                       "    img = np.asarray(img, dtype=float)\n"
-                       "    pixels = img.reshape(img.shape[0] * img.shape[1], -1)\n"
-                       "    model = KMeans(k, init=np.asarray(init, float).reshape(k, -1), n_init=1, max_iter=max_iter, tol=0).fit(pixels)\n"
-                       "    order = np.argsort(model.cluster_centers_.mean(axis=1))\n"
-                       "    rank = np.empty(k, dtype=int)\n"
-                       "    rank[order] = np.arange(k)\n"
-                       "    return rank[model.labels_].reshape(img.shape[:2]), model.cluster_centers_[order]\n")},
-                   must_lose=("test_kmeans_colour", "test_kmeans_grey")),
-        Submission("delegates_to_skimage_flood", "uses skimage.segmentation.flood",
-                   replace={"region_grow": (
-                       "from skimage.segmentation import flood\n\n"
-                       "def region_grow(img, seed, threshold, connectivity=4):\n"
-                       "    return flood(np.asarray(img, float), tuple(seed), tolerance=threshold, connectivity=1 if connectivity == 4 else 2)\n")},
-                   must_lose=("test_region_grow_running_mean", "test_region_grow_connectivity")),
-    ],
-    "04_transpose_convolution": [
-        Submission("conv_size_without_plus_one", "forgets the +1 of the first window",
-                   (M("conv_output_size", "// stride + 1", "// stride"),),
-                   must_lose=("test_conv_output_size",)),
-        Submission("conv_size_ignores_dilation", "uses k instead of the dilated kernel size",
-                   (M("conv_output_size", "dilation * (k - 1) - 1", "k"),),
-                   must_lose=("test_conv_output_size",)),
-        Submission("transpose_size_adds_padding", "adds 2p instead of subtracting it",
-                   (M("conv_transpose_output_size", "- 2 * padding", "+ 2 * padding"),),
-                   must_lose=("test_conv_transpose_output_size",)),
-        Submission("transpose_missing_overlap_sum", "overwrites instead of summing overlapping blocks",
-                   (M("conv_transpose2d", "+= x[i, j] * kernel", "= x[i, j] * kernel"),),
-                   must_lose=("test_conv_transpose_overlaps",)),
-        Submission("transpose_stride_on_kernel", "strides through the kernel instead of the placement",
-                   (M("conv_transpose2d",
-                      "canvas[i * stride:i * stride + kh, j * stride:j * stride + kw] += x[i, j] * kernel",
-                      "canvas[i:i + kh, j:j + kw] += x[i, j] * kernel"),),
-                   must_lose=("test_conv_transpose_stride",)),
-        Submission("transpose_pads_instead_of_cropping", "adds padding around the result",
-                   (M("conv_transpose2d", "return canvas[padding:full_h - padding, padding:full_w - padding]",
-                      "return np.pad(canvas, padding)"),),
-                   must_lose=("test_conv_transpose_padding",)),
-        Submission("transpose_ignores_output_padding", "never adds the output_padding rows and columns",
-                   (M("conv_transpose2d", "full_h = (h - 1) * stride + kh + output_padding",
-                      "full_h = (h - 1) * stride + kh"),
-                    M("conv_transpose2d", "full_w = (w - 1) * stride + kw + output_padding",
-                      "full_w = (w - 1) * stride + kw")),
-                   must_lose=("test_conv_transpose_output_padding",)),
-        Submission("stride2_forgot_an_overlap", "adds only one of two overlapping contributions",
-                   (M("stride2_example", "[5, 0, 5, 0, 5]", "[5, 0, 4, 0, 5]"),),
-                   must_lose=("test_stride2_example",)),
-        Submission("delegates_to_torch", "calls torch's conv_transpose2d under an alias",
-                   replace={"conv_transpose2d": (
-                       "import torch\nfrom torch.nn.functional import conv_transpose2d as library_transpose\n\n"
-                       "def conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):\n"
-                       "    x = torch.as_tensor(np.asarray(x, float))[None, None]\n"
-                       "    kernel = torch.as_tensor(np.asarray(kernel, float))[None, None]\n"
-                       "    return library_transpose(x, kernel, stride=stride, padding=padding,\n"
-                       "                             output_padding=output_padding)[0, 0].numpy()\n")},
-                   must_lose=("test_conv_transpose_overlaps", "test_conv_transpose_stride",
-                              "test_conv_transpose_padding", "test_conv_transpose_output_padding")),
-    ],
-    "11_coco_eda": [
-        Submission("frequency_counts_crowds", "counts crowd annotations as objects",
-                   (M("class_frequency", "coco.getAnnIds(catIds=[c], iscrowd=False)", "coco.getAnnIds(catIds=[c])"),),
-                   must_lose=("test_class_frequency",)),
-        Submission("instances_count_crowds", "counts crowd annotations as objects",
-                   (M("instances_per_image", "coco.getAnnIds(imgIds=[i], iscrowd=False)", "coco.getAnnIds(imgIds=[i])"),),
-                   must_lose=("test_instances_per_image",)),
-        Submission("sizes_from_boxes", "uses the box area w*h instead of the mask area",
-                   (M("size_class_counts", 'coco.anns[i]["area"]', 'coco.anns[i]["bbox"][2] * coco.anns[i]["bbox"][3]'),),
-                   must_lose=("test_size_class_counts",)),
-        Submission("cooccurrence_counts_objects", "multiplies object counts instead of image presence",
-                   (M("cooccurrence_matrix",
-                      "    images = [set(coco.anns[i][\"image_id\"] for i in coco.getAnnIds(catIds=[c], iscrowd=False)) for c in cat_ids]\n"
-                      "    return np.array([[len(a & b) for b in images] for a in images], dtype=np.int64)",
-                      "    counts = np.array([[len(coco.getAnnIds(imgIds=[i], catIds=[c], iscrowd=False)) for c in cat_ids]\n"
-                      "                       for i in sorted(coco.getImgIds())])\n"
-                      "    return counts.T @ counts"),),
-                   must_lose=("test_cooccurrence_matrix",)),
-        Submission("crowds_inverted", "counts the objects instead of the crowds",
-                   (M("crowd_counts", "iscrowd=True", "iscrowd=False"),),
-                   must_lose=("test_crowd_counts",)),
-        Submission("label_map_category_ids", "uses COCO category ids as labels (they are not contiguous)",
-                   (M("label_map", 'labels[mask] = index[ann["category_id"]]', 'labels[mask] = ann["category_id"]'),),
-                   must_lose=("test_label_map",)),
-        Submission("label_map_crowds_as_background", "forgets the ignore label of crowds",
-                   (M("label_map", "labels[coco.annToMask(ann).astype(bool) & ~covered] = 255",
-                      "labels[coco.annToMask(ann).astype(bool) & ~covered] = 0"),),
-                   must_lose=("test_label_map",)),
-        Submission("label_map_samples_corners", "samples pixel corners instead of centres when resizing",
-                   (M("label_map", "((np.arange(size[0]) + 0.5) * height / size[0])", "(np.arange(size[0]) * height / size[0])"),
-                    M("label_map", "((np.arange(size[1]) + 0.5) * width / size[1])", "(np.arange(size[1]) * width / size[1])")),
-                   must_lose=("test_label_map",)),
-        Submission("delegates_to_semantic_label_map", "wraps segedu's semantic_label_map under an alias",
-                   replace={"label_map": ("from segedu.data import semantic_label_map as make_labels\n\n"
-                                          "def label_map(coco, image_id, size):\n"
-                                          "    return make_labels(coco, image_id, size=size)\n")},
-                   must_lose=("test_label_map",)),
-        Submission("delegates_to_coco_stats", "imports the reference statistics",
-                   replace={"class_frequency": "from segedu.data.coco_stats import class_frequency\n"},
-                   must_lose=("test_class_frequency",)),
-    ],
-    "05_fcn": [
-        Submission("linear_reshape_channels_last", "reshapes as if the flattened map were h, w, C",
-                   (M("linear_to_conv_weight", "return weight.reshape(weight.shape[0], in_channels, height, width)",
-                      "return weight.reshape(weight.shape[0], height, width, in_channels).permute(0, 3, 1, 2)"),),
-                   must_lose=("test_linear_to_conv_weight",)),
-        Submission("bilinear_odd_centre_always", "uses the odd-k centre f - 1 for every k",
-                   (M("bilinear_kernel", "centre = factor - 1 if k % 2 == 1 else factor - 0.5", "centre = factor - 1"),),
-                   must_lose=("test_bilinear_kernel",)),
-        Submission("bilinear_fills_every_channel_pair", "puts the filter at every [i, j], mixing channels",
-                   (M("bilinear_kernel", "    for i in range(min(in_ch, out_ch)):\n        weight[i, i] = torch.outer(tent, tent)",
-                      "    weight[:, :] = torch.outer(tent, tent)"),),
-                   must_lose=("test_bilinear_kernel",)),
-        Submission("fuse_skips_pool3", "stops at FCN-16s: the pool3 scores are never added",
-                   (M("fcn8s_fuse", "fused8 = upscore_pool4(fused16) + score8", "fused8 = upscore_pool4(fused16)"),),
-                   must_lose=("test_fcn8s_fuse",)),
-        Submission("fuse_reuses_one_upsampler", "uses upscore2 for both 2x steps",
-                   (M("fcn8s_fuse", "fused8 = upscore_pool4(fused16) + score8", "fused8 = upscore2(fused16) + score8"),),
-                   must_lose=("test_fcn8s_fuse",)),
-        Submission("delegates_to_segedu_models", "calls segedu's bilinear_kernel under an alias",
-                   replace={"bilinear_kernel": "from segedu.models import bilinear_kernel as reference_kernel\n\n"
-                                               "def bilinear_kernel(in_ch, out_ch, k):\n"
-                                               "    return reference_kernel(in_ch, out_ch, k)\n"},
-                   must_lose=("test_bilinear_kernel",)),
-    ],
-}
+known.add("00_tasks_and_metrics", "confusion_matrix",
+    Submission("cm_transposed", "rows and columns swapped: prediction on the rows",
+               (M("confusion_matrix", "num_classes * target + pred", "num_classes * pred + target"),),
+               must_lose=("test_confusion_matrix_counts", "test_confusion_matrix_ignore")),
+    Submission("cm_ignore_not_excluded", "ignore_index accepted but never applied",
+               (M("confusion_matrix", "    if ignore_index is not None:\n        keep = target != ignore_index\n"
+                  "        pred, target = pred[keep], target[keep]\n", ""),),
+               must_lose=("test_confusion_matrix_ignore",)),
+    Submission("delegates_to_sklearn", "calls sklearn.metrics.confusion_matrix under an alias",
+               replace={"confusion_matrix": (
+                   "from sklearn.metrics import confusion_matrix as counts_from_library\n\n"
+                   "def confusion_matrix(pred, target, num_classes, ignore_index=None):\n"
+                   "    pred = np.asarray(pred).ravel()\n"
+                   "    target = np.asarray(target).ravel()\n"
+                   "    if ignore_index is not None:\n"
+                   "        keep = target != ignore_index\n"
+                   "        pred, target = pred[keep], target[keep]\n"
+                   "    return counts_from_library(target, pred, labels=np.arange(num_classes))\n")},
+               must_lose=("test_confusion_matrix_counts", "test_confusion_matrix_ignore")),
+)
+
+known.add("00_tasks_and_metrics", "pixel_accuracy",
+    Submission("pixel_accuracy_per_class", "averages per-class accuracies instead of counting pixels",
+               (M("pixel_accuracy", "np.trace(cm) / cm.sum()", "np.mean(np.diag(cm) / cm.sum(axis=1))"),),
+               must_lose=("test_pixel_accuracy",)),
+    Submission("fits_visible_tests_only", "returns the visible test's expected value",
+               replace={"pixel_accuracy": "def pixel_accuracy(cm):\n    return 0.7\n"},
+               must_lose=("test_pixel_accuracy",)),
+)
+
+known.add("00_tasks_and_metrics", "mean_accuracy",
+    Submission("mean_accuracy_all_classes", "a class absent from the target counted as accuracy 0",
+               (M("mean_accuracy", "np.mean(np.diag(cm)[present] / per_class_total[present])",
+                  "np.mean(np.diag(cm) / np.maximum(per_class_total, 1))"),),
+               must_lose=("test_mean_accuracy",)),
+)
+
+known.add("00_tasks_and_metrics", "mean_iou",
+    Submission("mean_iou_absent_as_zero", "classes absent from both maps averaged in as IoU 0",
+               (M("mean_iou", "np.mean(intersection[present] / union[present])",
+                  "np.mean(intersection / np.maximum(union, 1))"),),
+               must_lose=("test_mean_iou",)),
+    Submission("mean_iou_target_classes_only", "only classes of the target averaged",
+               (M("mean_iou", "present = union > 0", "present = cm.sum(axis=1) > 0"),),
+               must_lose=("test_mean_iou",)),
+    Submission("delegates_to_segedu_alias", "wraps the segedu reference imported under another name",
+               replace={"mean_iou": "from segedu.metrics import mean_iou as my_iou\n\n"
+                                    "def mean_iou(cm):\n    return my_iou(cm)\n"},
+               must_lose=("test_mean_iou",)),
+    Submission("correct_with_warnings", "right answer that prints a RuntimeWarning (0/0 then nanmean)",
+               replace={"mean_iou": (
+                   "def mean_iou(cm):\n"
+                   "    cm = np.asarray(cm, dtype=np.float64)\n"
+                   "    intersection = np.diag(cm)\n"
+                   "    iou = intersection / (cm.sum(axis=0) + cm.sum(axis=1) - intersection)\n"
+                   "    return float(np.nanmean(iou))\n")},
+               full_marks=True),
+    Submission("deleted_test_cell", "deletes the mean_iou test cell and answers it wrongly",
+               (M("mean_iou", "np.mean(intersection[present] / union[present])",
+                  "np.mean(intersection / np.maximum(union, 1))"),),
+               delete_cells=("test_mean_iou",), must_lose=("test_mean_iou",)),
+)
+
+known.add("00_tasks_and_metrics", "frequency_weighted_iou",
+    Submission("fw_iou_prediction_weights", "weights taken from the prediction (columns)",
+               (M("frequency_weighted_iou", "return float(np.sum(target_area[present] * iou) / target_area.sum())",
+                  "predicted_area = cm.sum(axis=0)\n"
+                  "    return float(np.sum(predicted_area[present] * iou) / predicted_area.sum())"),),
+               must_lose=("test_frequency_weighted_iou",)),
+)
+
+known.add("00_tasks_and_metrics", "dice_coefficient",
+    Submission("dice_is_iou", "computes IoU and calls it Dice",
+               (M("dice_coefficient", "2.0 * np.logical_and(a, b).sum() / total",
+                  "np.logical_and(a, b).sum() / np.logical_or(a, b).sum()"),),
+               must_lose=("test_dice_overlap",)),
+    Submission("dice_empty_is_zero", "two empty masks score 0 instead of 1",
+               (M("dice_coefficient", "return 1.0", "return 0.0"),),
+               must_lose=("test_dice_empty",)),
+    Submission("delegates_to_segedu_attribute", "assigns the reference through the package attribute",
+               replace={"dice_coefficient": "import segedu\ndice_coefficient = segedu.metrics.dice_coefficient\n"},
+               must_lose=("test_dice_overlap", "test_dice_empty")),
+    Submission("edited_test_cell", "replaces a locked test cell with a print and answers it wrongly",
+               (M("dice_coefficient", "return 1.0", "return 0.0"),),
+               edit_cells={"test_dice_empty": "print('all good')\n"}, must_lose=("test_dice_empty",)),
+)
+
+known.add("01_thresholding", "threshold",
+    Submission("threshold_greater_or_equal", "pixels equal to T counted as foreground",
+               (M("threshold", "img > t", "img >= t"),),
+               must_lose=("test_threshold",)),
+    Submission("delegates_to_segedu", "binds the segedu reference to the answer's name",
+               replace={"threshold": "from segedu.classical import threshold as reference_threshold\n"
+                                     "threshold = reference_threshold\n"},
+               must_lose=("test_threshold",)),
+)
+
+known.add("01_thresholding", "otsu_threshold",
+    Submission("otsu_returns_bin_edge", "returns the upper edge of the best bin, not its centre",
+               (M("otsu_threshold", "centres[np.argmax(between)]", "edges[np.argmax(between) + 1]"),),
+               must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
+    Submission("otsu_fixed_range", "histogram over [0, 1] instead of [min, max]",
+               (M("otsu_threshold", "np.histogram(img.ravel(), bins=nbins)",
+                  "np.histogram(img.ravel(), bins=nbins, range=(0, 1))"),),
+               must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
+    Submission("otsu_split_off_by_one", "class 0 and class 1 both include bin k",
+               (M("otsu_threshold", "weight0[:-1] * weight1[1:] * (mean0[:-1] - mean1[1:]) ** 2",
+                  "weight0 * weight1 * (mean0 - mean1) ** 2"),),
+               must_lose=("test_otsu_bimodal",)),
+    Submission("delegates_to_skimage_otsu", "calls skimage's threshold_otsu under an alias",
+               replace={"otsu_threshold": "from skimage.filters import threshold_otsu as library_otsu\n\n"
+                                          "def otsu_threshold(img, nbins=256):\n"
+                                          "    return float(library_otsu(np.asarray(img, dtype=float), nbins))\n"},
+               must_lose=("test_otsu_bimodal", "test_otsu_real_image")),
+)
+
+known.add("01_thresholding", "adaptive_threshold",
+    Submission("adaptive_offset_added", "the offset added to the local mean instead of subtracted",
+               (M("adaptive_threshold", "img > local - offset", "img > local + offset"),),
+               must_lose=("test_adaptive_offset",)),
+    Submission("adaptive_zero_padding", "zero padding at the border instead of reflection",
+               (M("adaptive_threshold", 'ndi.uniform_filter(img, size=block_size, mode="reflect")',
+                  'ndi.uniform_filter(img, size=block_size, mode="constant")'),),
+               must_lose=("test_adaptive_mean",)),
+    Submission("adaptive_sigma_from_block", "sigma = block_size / 2 instead of (block_size - 1) / 6",
+               (M("adaptive_threshold", "sigma=(block_size - 1) / 6.0", "sigma=block_size / 2"),),
+               must_lose=("test_adaptive_gaussian",)),
+    Submission("delegates_to_threshold_local", "calls skimage.filters.threshold_local through the module",
+               replace={"adaptive_threshold": (
+                   "import skimage.filters as skf\n\n"
+                   "def adaptive_threshold(img, block_size, offset=0, method='mean'):\n"
+                   "    img = np.asarray(img, dtype=float)\n"
+                   "    return img > skf.threshold_local(img, block_size, method=method, offset=offset)\n")},
+               must_lose=("test_adaptive_mean", "test_adaptive_gaussian", "test_adaptive_offset")),
+)
+
+known.add("02_edges", "convolve2d",
+    Submission("convolve_unflipped", "slides the kernel without flipping it (a cross-correlation)",
+               (M("convolve2d", "flipped = kernel[::-1, ::-1]", "flipped = kernel"),),
+               must_lose=("test_convolve_flips_the_kernel",)),
+    Submission("convolve_zero_padding", "pads with zeros instead of reflecting",
+               (M("convolve2d", 'mode="symmetric"', 'mode="constant"'),),
+               must_lose=("test_convolve_reflects_the_border",)),
+    Submission("convolve_reflect_without_edge", "numpy 'reflect' padding skips the edge pixel",
+               (M("convolve2d", 'mode="symmetric"', 'mode="reflect"'),),
+               must_lose=("test_convolve_reflects_the_border",)),
+    Submission("convolve_pad_off_by_one", "pads by the kernel size instead of half of it",
+               (M("convolve2d", "a, b = kh // 2, kw // 2", "a, b = kh // 2 + 1, kw // 2 + 1"),),
+               must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
+    Submission("delegates_to_scipy_signal", "calls scipy.signal.convolve2d with symmetric boundaries",
+               replace={"convolve2d": (
+                   "from scipy.signal import convolve2d as library_convolve\n\n"
+                   "def convolve2d(img, kernel):\n"
+                   "    return library_convolve(np.asarray(img, float), np.asarray(kernel, float), mode='same', boundary='symm')\n")},
+               must_lose=("test_convolve_flips_the_kernel", "test_convolve_reflects_the_border")),
+)
+
+known.add("02_edges", "sobel",
+    Submission("sobel_swapped", "returns (gy, gx)",
+               (M("sobel", "return gx, gy", "return gy, gx"),),
+               must_lose=("test_sobel",)),
+    Submission("sobel_forgets_the_flip", "passes the correlation kernels straight to convolve2d",
+               (M("sobel", "gx = convolve2d(img, sobel_x[::-1, ::-1])", "gx = convolve2d(img, sobel_x)"),),
+               must_lose=("test_sobel",)),
+    Submission("delegates_to_ndimage_sobel", "calls scipy.ndimage.sobel",
+               replace={"sobel": (
+                   "import scipy.ndimage as ndi\n\n"
+                   "def sobel(img):\n"
+                   "    img = np.asarray(img, dtype=float)\n"
+                   "    return ndi.sobel(img, axis=1), ndi.sobel(img, axis=0)\n")},
+               must_lose=("test_sobel",)),
+)
+
+known.add("02_edges", "gradient_magnitude",
+    Submission("magnitude_without_sqrt", "returns gx^2 + gy^2",
+               (M("gradient_magnitude", "np.sqrt(gx ** 2 + gy ** 2)", "gx ** 2 + gy ** 2"),),
+               must_lose=("test_gradient_magnitude",)),
+)
+
+known.add("02_edges", "non_maximum_suppression",
+    Submission("nms_diagonals_swapped", "compares the wrong diagonal neighbours",
+               (M("non_maximum_suppression", "45: ((-1, -1), (1, 1))", "45: ((-1, 1), (1, -1))"),
+                M("non_maximum_suppression", "135: ((-1, 1), (1, -1))", "135: ((-1, -1), (1, 1))")),
+               must_lose=("test_nms_diagonals",)),
+    Submission("nms_rows_and_columns_swapped", "compares up/down for a 0 degree gradient",
+               (M("non_maximum_suppression", "0: ((0, -1), (0, 1))", "0: ((-1, 0), (1, 0))"),
+                M("non_maximum_suppression", "90: ((-1, 0), (1, 0))", "90: ((0, -1), (0, 1))")),
+               must_lose=("test_nms_horizontal_and_vertical",)),
+    Submission("nms_radians_as_degrees", "quantises the angle in radians",
+               (M("non_maximum_suppression", "np.mod(np.degrees(direction), 180.0)", "np.mod(direction, 180.0)"),),
+               must_lose=("test_nms_diagonals",)),
+)
+
+known.add("03_regions", "region_grow",
+    Submission("region_mean_never_updated", "compares with the seed's intensity only",
+               (M("region_grow", "abs(img[rr, cc] - total / count)", "abs(img[rr, cc] - img[seed])"),),
+               must_lose=("test_region_grow_running_mean",)),
+    Submission("region_connectivity_ignored", "always uses 8 neighbours",
+               (M("region_grow", "if connectivity == 4:", "if connectivity == 'four':"),),
+               must_lose=("test_region_grow_connectivity",)),
+    Submission("region_depth_first", "a stack (depth-first) instead of a queue",
+               (M("region_grow", "r, c = queue.popleft()", "r, c = queue.pop()"),),
+               must_lose=("test_region_grow_running_mean",)),
+    Submission("delegates_to_skimage_flood", "uses skimage.segmentation.flood",
+               replace={"region_grow": (
+                   "from skimage.segmentation import flood\n\n"
+                   "def region_grow(img, seed, threshold, connectivity=4):\n"
+                   "    return flood(np.asarray(img, float), tuple(seed), tolerance=threshold, connectivity=1 if connectivity == 4 else 2)\n")},
+               must_lose=("test_region_grow_running_mean", "test_region_grow_connectivity")),
+)
+
+known.add("03_regions", "kmeans_segment",
+    Submission("kmeans_never_updates_centres", "assigns pixels to the initial centres only",
+               (M("kmeans_segment", "        centres = np.array([pixels[labels == j].mean(axis=0) for j in range(k)])\n", ""),),
+               must_lose=("test_kmeans_colour", "test_kmeans_grey")),
+    Submission("kmeans_unsorted", "forgets to number the clusters by brightness",
+               (M("kmeans_segment", "order = np.argsort(centres.mean(axis=1), kind=\"stable\")",
+                  "order = np.arange(k)"),),
+               must_lose=("test_kmeans_colour",)),
+    Submission("delegates_to_sklearn_kmeans", "calls sklearn's KMeans from the same centres",
+               replace={"kmeans_segment": (
+                   "from sklearn.cluster import KMeans\n\n"
+                   "def kmeans_segment(img, k, init, max_iter=100):\n"
+                   "    img = np.asarray(img, dtype=float)\n"
+                   "    pixels = img.reshape(img.shape[0] * img.shape[1], -1)\n"
+                   "    model = KMeans(k, init=np.asarray(init, float).reshape(k, -1), n_init=1, max_iter=max_iter, tol=0).fit(pixels)\n"
+                   "    order = np.argsort(model.cluster_centers_.mean(axis=1))\n"
+                   "    rank = np.empty(k, dtype=int)\n"
+                   "    rank[order] = np.arange(k)\n"
+                   "    return rank[model.labels_].reshape(img.shape[:2]), model.cluster_centers_[order]\n")},
+               must_lose=("test_kmeans_colour", "test_kmeans_grey")),
+)
+
+known.add("04_transpose_convolution", "conv_output_size",
+    Submission("conv_size_without_plus_one", "forgets the +1 of the first window",
+               (M("conv_output_size", "// stride + 1", "// stride"),),
+               must_lose=("test_conv_output_size",)),
+    Submission("conv_size_ignores_dilation", "uses k instead of the dilated kernel size",
+               (M("conv_output_size", "dilation * (k - 1) - 1", "k"),),
+               must_lose=("test_conv_output_size",)),
+)
+
+known.add("04_transpose_convolution", "conv_transpose_output_size",
+    Submission("transpose_size_adds_padding", "adds 2p instead of subtracting it",
+               (M("conv_transpose_output_size", "- 2 * padding", "+ 2 * padding"),),
+               must_lose=("test_conv_transpose_output_size",)),
+)
+
+known.add("04_transpose_convolution", "conv_transpose2d",
+    Submission("transpose_missing_overlap_sum", "overwrites instead of summing overlapping blocks",
+               (M("conv_transpose2d", "+= x[i, j] * kernel", "= x[i, j] * kernel"),),
+               must_lose=("test_conv_transpose_overlaps",)),
+    Submission("transpose_stride_on_kernel", "strides through the kernel instead of the placement",
+               (M("conv_transpose2d",
+                  "canvas[i * stride:i * stride + kh, j * stride:j * stride + kw] += x[i, j] * kernel",
+                  "canvas[i:i + kh, j:j + kw] += x[i, j] * kernel"),),
+               must_lose=("test_conv_transpose_stride",)),
+    Submission("transpose_pads_instead_of_cropping", "adds padding around the result",
+               (M("conv_transpose2d", "return canvas[padding:full_h - padding, padding:full_w - padding]",
+                  "return np.pad(canvas, padding)"),),
+               must_lose=("test_conv_transpose_padding",)),
+    Submission("transpose_ignores_output_padding", "never adds the output_padding rows and columns",
+               (M("conv_transpose2d", "full_h = (h - 1) * stride + kh + output_padding",
+                  "full_h = (h - 1) * stride + kh"),
+                M("conv_transpose2d", "full_w = (w - 1) * stride + kw + output_padding",
+                  "full_w = (w - 1) * stride + kw")),
+               must_lose=("test_conv_transpose_output_padding",)),
+    Submission("delegates_to_torch", "calls torch's conv_transpose2d under an alias",
+               replace={"conv_transpose2d": (
+                   "import torch\nfrom torch.nn.functional import conv_transpose2d as library_transpose\n\n"
+                   "def conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):\n"
+                   "    x = torch.as_tensor(np.asarray(x, float))[None, None]\n"
+                   "    kernel = torch.as_tensor(np.asarray(kernel, float))[None, None]\n"
+                   "    return library_transpose(x, kernel, stride=stride, padding=padding,\n"
+                   "                             output_padding=output_padding)[0, 0].numpy()\n")},
+               must_lose=("test_conv_transpose_overlaps", "test_conv_transpose_stride",
+                          "test_conv_transpose_padding", "test_conv_transpose_output_padding")),
+)
+
+known.add("04_transpose_convolution", "stride2_example",
+    Submission("stride2_forgot_an_overlap", "adds only one of two overlapping contributions",
+               (M("stride2_example", "[5, 0, 5, 0, 5]", "[5, 0, 4, 0, 5]"),),
+               must_lose=("test_stride2_example",)),
+)
+
+known.add("11_coco_eda", "class_frequency",
+    Submission("frequency_counts_crowds", "counts crowd annotations as objects",
+               (M("class_frequency", "coco.getAnnIds(catIds=[c], iscrowd=False)", "coco.getAnnIds(catIds=[c])"),),
+               must_lose=("test_class_frequency",)),
+    Submission("delegates_to_coco_stats", "imports the reference statistics",
+               replace={"class_frequency": "from segedu.data.coco.stats import class_frequency\n"},
+               must_lose=("test_class_frequency",)),
+)
+
+known.add("11_coco_eda", "instances_per_image",
+    Submission("instances_count_crowds", "counts crowd annotations as objects",
+               (M("instances_per_image", "coco.getAnnIds(imgIds=[i], iscrowd=False)", "coco.getAnnIds(imgIds=[i])"),),
+               must_lose=("test_instances_per_image",)),
+)
+
+known.add("11_coco_eda", "size_class_counts",
+    Submission("sizes_from_boxes", "uses the box area w*h instead of the mask area",
+               (M("size_class_counts", 'coco.anns[i]["area"]', 'coco.anns[i]["bbox"][2] * coco.anns[i]["bbox"][3]'),),
+               must_lose=("test_size_class_counts",)),
+)
+
+known.add("11_coco_eda", "cooccurrence_matrix",
+    Submission("cooccurrence_counts_objects", "multiplies object counts instead of image presence",
+               (M("cooccurrence_matrix",
+                  "    images = [set(coco.anns[i][\"image_id\"] for i in coco.getAnnIds(catIds=[c], iscrowd=False)) for c in cat_ids]\n"
+                  "    return np.array([[len(a & b) for b in images] for a in images], dtype=np.int64)",
+                  "    counts = np.array([[len(coco.getAnnIds(imgIds=[i], catIds=[c], iscrowd=False)) for c in cat_ids]\n"
+                  "                       for i in sorted(coco.getImgIds())])\n"
+                  "    return counts.T @ counts"),),
+               must_lose=("test_cooccurrence_matrix",)),
+)
+
+known.add("11_coco_eda", "crowd_counts",
+    Submission("crowds_inverted", "counts the objects instead of the crowds",
+               (M("crowd_counts", "iscrowd=True", "iscrowd=False"),),
+               must_lose=("test_crowd_counts",)),
+)
+
+known.add("11_coco_eda", "label_map",
+    Submission("label_map_category_ids", "uses COCO category ids as labels (they are not contiguous)",
+               (M("label_map", 'labels[mask] = index[ann["category_id"]]', 'labels[mask] = ann["category_id"]'),),
+               must_lose=("test_label_map",)),
+    Submission("label_map_crowds_as_background", "forgets the ignore label of crowds",
+               (M("label_map", "labels[coco.annToMask(ann).astype(bool) & ~covered] = 255",
+                  "labels[coco.annToMask(ann).astype(bool) & ~covered] = 0"),),
+               must_lose=("test_label_map",)),
+    Submission("label_map_samples_corners", "samples pixel corners instead of centres when resizing",
+               (M("label_map", "((np.arange(size[0]) + 0.5) * height / size[0])", "(np.arange(size[0]) * height / size[0])"),
+                M("label_map", "((np.arange(size[1]) + 0.5) * width / size[1])", "(np.arange(size[1]) * width / size[1])")),
+               must_lose=("test_label_map",)),
+    Submission("delegates_to_semantic_label_map", "wraps segedu's semantic_label_map under an alias",
+               replace={"label_map": ("from segedu.data import semantic_label_map as make_labels\n\n"
+                                      "def label_map(coco, image_id, size):\n"
+                                      "    return make_labels(coco, image_id, size=size)\n")},
+               must_lose=("test_label_map",)),
+)
+
+known.add("05_fcn", "linear_to_conv_weight",
+    Submission("linear_reshape_channels_last", "reshapes as if the flattened map were h, w, C",
+               (M("linear_to_conv_weight", "return weight.reshape(weight.shape[0], in_channels, height, width)",
+                  "return weight.reshape(weight.shape[0], height, width, in_channels).permute(0, 3, 1, 2)"),),
+               must_lose=("test_linear_to_conv_weight",)),
+)
+
+known.add("05_fcn", "bilinear_kernel",
+    Submission("bilinear_odd_centre_always", "uses the odd-k centre f - 1 for every k",
+               (M("bilinear_kernel", "centre = factor - 1 if k % 2 == 1 else factor - 0.5", "centre = factor - 1"),),
+               must_lose=("test_bilinear_kernel",)),
+    Submission("bilinear_fills_every_channel_pair", "puts the filter at every [i, j], mixing channels",
+               (M("bilinear_kernel", "    for i in range(min(in_ch, out_ch)):\n        weight[i, i] = torch.outer(tent, tent)",
+                  "    weight[:, :] = torch.outer(tent, tent)"),),
+               must_lose=("test_bilinear_kernel",)),
+    Submission("delegates_to_segedu_models", "calls segedu's bilinear_kernel under an alias",
+               replace={"bilinear_kernel": "from segedu.models import bilinear_kernel as reference_kernel\n\n"
+                                           "def bilinear_kernel(in_ch, out_ch, k):\n"
+                                           "    return reference_kernel(in_ch, out_ch, k)\n"},
+               must_lose=("test_bilinear_kernel",)),
+)
+
+known.add("05_fcn", "fcn8s_fuse",
+    Submission("fuse_skips_pool3", "stops at FCN-16s: the pool3 scores are never added",
+               (M("fcn8s_fuse", "fused8 = upscore_pool4(fused16) + score8", "fused8 = upscore_pool4(fused16)"),),
+               must_lose=("test_fcn8s_fuse",)),
+    Submission("fuse_reuses_one_upsampler", "uses upscore2 for both 2x steps",
+               (M("fcn8s_fuse", "fused8 = upscore_pool4(fused16) + score8", "fused8 = upscore2(fused16) + score8"),),
+               must_lose=("test_fcn8s_fuse",)),
+)
+
+KNOWN_MISTAKES = known.by_function      # (assignment, function) -> fixtures
+WRONG_ANSWERS = known.by_assignment     # assignment -> fixtures, in the order they were filed

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _compare
 from ._tripwire import Tripwire
-from .exercises import EXERCISES, ExerciseSpec
+from .exercises import EXERCISES, ExerciseSpec, graded_function
 
 __all__ = ["exercise", "grading_seed", "Exercise", "EXERCISES", "DEFAULT_GRADING_SEED"]
 
@@ -104,15 +104,17 @@ class Exercise:
         key = [self._seed(), zlib.crc32(self.assignment.encode()), zlib.crc32(case.encode())]
         return np.random.default_rng(key)
 
+    def graded(self, name: str):
+        """The registry entry of ``(this assignment, name)``: names are only unique per assignment."""
+        return graded_function(self.assignment, name, {self.assignment: self.spec})
+
     def reference(self, name: str):
-        if name not in self.spec.functions:
-            raise KeyError(f"{self.assignment} grades no function called {name!r}.")
-        return _resolve(self.spec.functions[name].reference)
+        return _resolve(self.graded(name).reference)
 
     def expected(self, name: str, args: tuple, kwargs: dict):
         """(the reference's answer on copies of the inputs, the comparator's options for them)."""
-        graded = self.spec.functions[name]
-        reference = self.reference(name)
+        graded = self.graded(name)
+        reference = _resolve(graded.reference)
         expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
         options = dict(graded.options)
         if graded.extra is not None:
@@ -139,9 +141,7 @@ class Exercise:
         ``reveal=False`` keeps the expected value out of the message of a visible test, for
         answers worked out by hand, where the expected value is the answer itself.
         """
-        graded = self.spec.functions.get(name)
-        if graded is None:
-            raise KeyError(f"{self.assignment} grades no function called {name!r}.")
+        graded = self.graded(name)
         call = self._call_text(name, args, kwargs, case, hidden)
         if not callable(student_function):
             raise AssertionError(f"{name} should be a function, but it is a {type(student_function).__name__}.")

@@ -4,6 +4,18 @@ Each exercise notebook states in its introduction what its answers may call; ``a
 that statement in the message a delegating answer gets. ``forbidden`` lists module prefixes whose
 code must not run while the student's function runs: the segedu reference and the library peer that
 the exercise re-implements.
+
+A graded function is identified by the pair ``(assignment, function)``, never by its name alone:
+several units grade a function of the same name (a ``dice_loss`` in two units is expected), and
+each must keep its own reference. :func:`registry` builds :data:`EXERCISES` and refuses a repeated
+assignment or a function graded twice in one assignment, because a dict literal would silently keep
+only the last entry. :func:`graded_function` is the one lookup by that pair.
+
+Prefer a reference the exercise can call directly (``"segedu.models.fcn:fuse_skips"``). An adapter
+here is for when the exercise's signature differs from the library function's; it must then say in
+``delegates_to`` which function it wraps, so that the similarity check
+(:mod:`segedu.instructor.similarity`) compares answers with the code students could copy, and the
+registry test can prove that the wrapped function is forbidden too.
 """
 
 from __future__ import annotations
@@ -13,19 +25,68 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class GradedFunction:
+    """How one graded function is checked.
+
+    ``reference`` and ``delegates_to`` are ``"module:function"`` strings, resolved when a check
+    runs, so importing the registry stays cheap (no torch, no pycocotools) for the notebooks that
+    do not need them.
+    """
+
     reference: str                 # "module:function"
     compare: str | tuple = "close"  # a comparator in segedu.grading._compare, or one per output
     options: dict = field(default_factory=dict)
     extra: str | None = None       # "module:function" computing more comparator options from the arguments
     outputs: tuple | None = None   # names of the outputs of a function that returns a tuple
+    delegates_to: str | None = None  # "module:function" that an adapter ``reference`` wraps
 
 
 @dataclass(frozen=True)
 class ExerciseSpec:
+    """One graded notebook: its graded functions by name, and what their answers may not call.
+
+    ``functions`` may be given as ``(name, GradedFunction)`` pairs, which is how the registry below
+    writes it: a name given twice is then an error rather than an entry silently lost. It is stored
+    as a plain dict either way.
+    """
+
     assignment: str
     functions: dict
     forbidden: tuple
     allowed: str
+
+    def __post_init__(self):
+        pairs = list(self.functions.items()) if isinstance(self.functions, dict) else list(self.functions)
+        functions: dict[str, GradedFunction] = {}
+        for name, graded in pairs:
+            if name in functions:
+                raise ValueError(f"{self.assignment} grades {name!r} twice; one entry per (assignment, function).")
+            if not isinstance(graded, GradedFunction):
+                raise TypeError(f"{self.assignment}:{name} must be a GradedFunction, not {type(graded).__name__}.")
+            functions[name] = graded
+        object.__setattr__(self, "functions", functions)
+
+
+def registry(*specs: ExerciseSpec) -> dict[str, ExerciseSpec]:
+    """``{assignment: spec}``, refusing an assignment given twice (a later one would replace it)."""
+    found: dict[str, ExerciseSpec] = {}
+    for spec in specs:
+        if spec.assignment in found:
+            raise ValueError(f"The exercise {spec.assignment!r} is registered twice.")
+        found[spec.assignment] = spec
+    return found
+
+
+def graded_function(assignment: str, function: str, exercises: dict | None = None) -> GradedFunction:
+    """The entry of ``(assignment, function)``; a clear ``KeyError`` names what is missing."""
+    exercises = EXERCISES if exercises is None else exercises
+    spec = exercises.get(assignment)
+    if spec is None:
+        known = ", ".join(sorted(exercises))
+        raise KeyError(f"No graded exercise is called {assignment!r}. Known exercises: {known}.")
+    graded = spec.functions.get(function)
+    if graded is None:
+        raise KeyError(f"{assignment} grades no function called {function!r}.")
+    return graded
 
 
 def _metrics(name: str, compare: str = "close") -> GradedFunction:
@@ -54,17 +115,20 @@ def adaptive_ties(img, block_size, offset=0, method="mean"):
 
 
 def kmeans_from_init(img, k, init, max_iter=100):
-    """The k-means reference as the exercise asks for it: start from ``init``, stop when no label changes."""
+    """The k-means reference as the exercise asks for it: start from ``init``, stop when no label changes.
+
+    An adapter because the library function also takes a tolerance, which the exercise fixes at 0.
+    """
     from segedu.classical import kmeans_segment
 
     return kmeans_segment(img, k, init=init, max_iter=max_iter, tol=0.0)
 
 
-kmeans_from_init.__wrapped__ = "segedu.classical:kmeans_segment"
-
-
 def single_channel_conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):
-    """The exercise's single-channel ``conv_transpose2d`` (H×W in, numpy out) via ``segedu.conv``."""
+    """The exercise's single-channel ``conv_transpose2d`` (H×W in, numpy out) via ``segedu.conv``.
+
+    An adapter because ``segedu.conv`` works on (N, C, H, W) batches, the exercise on one image.
+    """
     import numpy as np
 
     from segedu.conv import conv_transpose2d
@@ -73,8 +137,6 @@ def single_channel_conv_transpose2d(x, kernel, stride=1, padding=0, output_paddi
     kernel = np.asarray(kernel, dtype=np.float64)[None, None]
     return conv_transpose2d(x, kernel, stride=stride, padding=padding, output_padding=output_padding)[0, 0]
 
-
-single_channel_conv_transpose2d.__wrapped__ = "segedu.conv:conv_transpose2d"
 
 STRIDE2_INPUT = ((1.0, -1.0), (2.0, 3.0))
 STRIDE2_KERNEL = ((1.0, 0.0, 2.0), (0.0, 1.0, 0.0), (3.0, 0.0, 1.0))
@@ -85,25 +147,11 @@ def stride2_example():
     return single_channel_conv_transpose2d(STRIDE2_INPUT, STRIDE2_KERNEL, stride=2)
 
 
-stride2_example.__wrapped__ = "segedu.conv:conv_transpose2d"
-
-
-def coco_label_map(coco, image_id, size):
-    """The assignment's ``label_map``: ``segedu.data.semantic_label_map`` with every category."""
-    import warnings
-
-    from segedu.data.coco import semantic_label_map
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
-        return semantic_label_map(coco, image_id, size=size)
-
-
-coco_label_map.__wrapped__ = "segedu.data.coco:semantic_label_map"
-
-
 def linear_weight_as_conv(weight, in_channels, height, width):
-    """Exercise 05: the kernel of ``segedu.models.linear_to_conv`` for a Linear layer with ``weight``."""
+    """Exercise 05: the kernel of ``segedu.models.linear_to_conv`` for a Linear layer with ``weight``.
+
+    An adapter because the library converts a layer, the exercise only its weight tensor.
+    """
     import torch
     from torch import nn
 
@@ -116,116 +164,105 @@ def linear_weight_as_conv(weight, in_channels, height, width):
     return linear_to_conv(linear, in_channels, (height, width)).weight.detach()
 
 
-linear_weight_as_conv.__wrapped__ = "segedu.models.fcn:linear_to_conv"
+_CONV = "segedu.conv:conv_transpose2d"
 
 
-def fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
-    """Exercise 05: ``segedu.models.FCN.fuse`` of an FCN-8s with the given upsampling layers."""
-    from types import SimpleNamespace
-
-    from segedu.models.fcn import FCN
-
-    layers = SimpleNamespace(variant="8s", upscore2=upscore2, upscore_pool4=upscore_pool4, upscore=upscore)
-    return FCN.fuse(layers, score32, score16, score8)
-
-
-fcn8s_fuse.__wrapped__ = "segedu.models.fcn:FCN"
-
-
-EXERCISES = {
-    spec.assignment: spec
-    for spec in [
-        ExerciseSpec(
-            assignment="00_tasks_and_metrics",
-            functions={
-                "confusion_matrix": _metrics("confusion_matrix", compare="exact"),
-                "pixel_accuracy": _metrics("pixel_accuracy"),
-                "mean_accuracy": _metrics("mean_accuracy"),
-                "mean_iou": _metrics("mean_iou"),
-                "frequency_weighted_iou": _metrics("frequency_weighted_iou"),
-                "dice_coefficient": _metrics("dice_coefficient"),
-            },
-            forbidden=("segedu.metrics", "sklearn.metrics", "torchmetrics", "torch", "scipy.spatial.distance"),
-            allowed="Use numpy only (not sklearn.metrics, torchmetrics or segedu.metrics).",
+EXERCISES = registry(
+    ExerciseSpec(
+        assignment="00_tasks_and_metrics",
+        functions=(
+            ("confusion_matrix", _metrics("confusion_matrix", compare="exact")),
+            ("pixel_accuracy", _metrics("pixel_accuracy")),
+            ("mean_accuracy", _metrics("mean_accuracy")),
+            ("mean_iou", _metrics("mean_iou")),
+            ("frequency_weighted_iou", _metrics("frequency_weighted_iou")),
+            ("dice_coefficient", _metrics("dice_coefficient")),
         ),
-        ExerciseSpec(
-            assignment="01_thresholding",
-            functions={
-                "threshold": GradedFunction("segedu.classical:threshold", compare="binary_mask"),
-                "otsu_threshold": GradedFunction(
-                    "segedu.classical:otsu_threshold",
-                    compare="close",
-                    extra="segedu.grading.exercises:otsu_tolerance",
-                ),
-                "adaptive_threshold": GradedFunction(
-                    "segedu.classical:adaptive_threshold",
-                    compare="binary_mask",
-                    extra="segedu.grading.exercises:adaptive_ties",
-                ),
-            },
-            forbidden=("segedu.classical", "skimage.filters", "cv2", "skimage.util.shape"),
-            allowed="Use numpy and scipy.ndimage only (not skimage.filters, OpenCV or segedu.classical).",
+        forbidden=("segedu.metrics", "sklearn.metrics", "torchmetrics", "torch", "scipy.spatial.distance"),
+        allowed="Use numpy only (not sklearn.metrics, torchmetrics or segedu.metrics).",
+    ),
+    ExerciseSpec(
+        assignment="01_thresholding",
+        functions=(
+            ("threshold", GradedFunction("segedu.classical:threshold", compare="binary_mask")),
+            ("otsu_threshold", GradedFunction(
+                "segedu.classical:otsu_threshold",
+                compare="close",
+                extra="segedu.grading.exercises:otsu_tolerance",
+            )),
+            ("adaptive_threshold", GradedFunction(
+                "segedu.classical:adaptive_threshold",
+                compare="binary_mask",
+                extra="segedu.grading.exercises:adaptive_ties",
+            )),
         ),
-        ExerciseSpec(
-            assignment="02_edges",
-            functions={
-                "convolve2d": GradedFunction("segedu.classical:convolve2d"),
-                "sobel": GradedFunction("segedu.classical:sobel", outputs=("gx", "gy")),
-                "gradient_magnitude": GradedFunction("segedu.classical:gradient_magnitude"),
-                "non_maximum_suppression": GradedFunction("segedu.classical:non_maximum_suppression"),
-            },
-            forbidden=("segedu.classical", "scipy.signal", "scipy.ndimage", "skimage.filters",
-                       "skimage.feature", "cv2"),
-            allowed="Use numpy only (not scipy.signal, scipy.ndimage, skimage.filters or segedu.classical).",
+        forbidden=("segedu.classical", "skimage.filters", "cv2", "skimage.util.shape"),
+        allowed="Use numpy and scipy.ndimage only (not skimage.filters, OpenCV or segedu.classical).",
+    ),
+    ExerciseSpec(
+        assignment="02_edges",
+        functions=(
+            ("convolve2d", GradedFunction("segedu.classical:convolve2d")),
+            ("sobel", GradedFunction("segedu.classical:sobel", outputs=("gx", "gy"))),
+            ("gradient_magnitude", GradedFunction("segedu.classical:gradient_magnitude")),
+            ("non_maximum_suppression", GradedFunction("segedu.classical:non_maximum_suppression")),
         ),
-        ExerciseSpec(
-            assignment="03_regions",
-            functions={
-                "region_grow": GradedFunction("segedu.classical:region_grow", compare="binary_mask"),
-                "kmeans_segment": GradedFunction(
-                    "segedu.grading.exercises:kmeans_from_init",
-                    compare=("exact", "close"),
-                    outputs=("labels", "centres"),
-                ),
-            },
-            forbidden=("segedu.classical", "sklearn.cluster", "scipy.cluster", "scipy.ndimage",
-                       "skimage.segmentation", "skimage.measure", "cv2"),
-            allowed="Use numpy only (not sklearn.cluster, scipy, skimage.segmentation or segedu.classical).",
+        forbidden=("segedu.classical", "scipy.signal", "scipy.ndimage", "skimage.filters",
+                   "skimage.feature", "cv2"),
+        allowed="Use numpy only (not scipy.signal, scipy.ndimage, skimage.filters or segedu.classical).",
+    ),
+    ExerciseSpec(
+        assignment="03_regions",
+        functions=(
+            ("region_grow", GradedFunction("segedu.classical:region_grow", compare="binary_mask")),
+            ("kmeans_segment", GradedFunction(
+                "segedu.grading.exercises:kmeans_from_init",
+                compare=("exact", "close"),
+                outputs=("labels", "centres"),
+                delegates_to="segedu.classical:kmeans_segment",
+            )),
         ),
-        ExerciseSpec(
-            assignment="04_transpose_convolution",
-            functions={
-                "conv_output_size": GradedFunction("segedu.conv:conv_output_size", compare="exact"),
-                "conv_transpose_output_size": GradedFunction("segedu.conv:conv_transpose_output_size",
-                                                             compare="exact"),
-                "conv_transpose2d": GradedFunction("segedu.grading.exercises:single_channel_conv_transpose2d"),
-                "stride2_example": GradedFunction("segedu.grading.exercises:stride2_example"),
-            },
-            forbidden=("segedu.conv", "torch", "scipy.signal", "scipy.ndimage"),
-            allowed="Use numpy only (not torch, scipy or segedu.conv).",
+        forbidden=("segedu.classical", "sklearn.cluster", "scipy.cluster", "scipy.ndimage",
+                   "skimage.segmentation", "skimage.measure", "cv2"),
+        allowed="Use numpy only (not sklearn.cluster, scipy, skimage.segmentation or segedu.classical).",
+    ),
+    ExerciseSpec(
+        assignment="04_transpose_convolution",
+        functions=(
+            ("conv_output_size", GradedFunction("segedu.conv:conv_output_size", compare="exact")),
+            ("conv_transpose_output_size", GradedFunction("segedu.conv:conv_transpose_output_size",
+                                                          compare="exact")),
+            ("conv_transpose2d", GradedFunction("segedu.grading.exercises:single_channel_conv_transpose2d",
+                                                delegates_to=_CONV)),
+            ("stride2_example", GradedFunction("segedu.grading.exercises:stride2_example", delegates_to=_CONV)),
         ),
-        ExerciseSpec(
-            assignment="05_fcn",
-            functions={
-                "linear_to_conv_weight": GradedFunction("segedu.grading.exercises:linear_weight_as_conv"),
-                "bilinear_kernel": GradedFunction("segedu.models.fcn:bilinear_kernel"),
-                "fcn8s_fuse": GradedFunction("segedu.grading.exercises:fcn8s_fuse"),
-            },
-            forbidden=("segedu.models", "torchvision.models"),
-            allowed="Use torch and numpy (not segedu.models or torchvision.models.segmentation).",
+        forbidden=("segedu.conv", "torch", "scipy.signal", "scipy.ndimage"),
+        allowed="Use numpy only (not torch, scipy or segedu.conv).",
+    ),
+    ExerciseSpec(
+        assignment="05_fcn",
+        functions=(
+            ("linear_to_conv_weight", GradedFunction("segedu.grading.exercises:linear_weight_as_conv",
+                                                     delegates_to="segedu.models.fcn:linear_to_conv")),
+            ("bilinear_kernel", GradedFunction("segedu.models.fcn:bilinear_kernel")),
+            # fuse_skips takes the exercise's six arguments in the same order
+            ("fcn8s_fuse", GradedFunction("segedu.models.fcn:fuse_skips")),
         ),
-        ExerciseSpec(
-            assignment="11_coco_eda",
-            functions={
-                "class_frequency": GradedFunction("segedu.data.coco_stats:class_frequency", compare="exact"),
-                "instances_per_image": GradedFunction("segedu.data.coco_stats:instances_per_image", compare="exact"),
-                "size_class_counts": GradedFunction("segedu.data.coco_stats:size_class_counts", compare="exact"),
-                "cooccurrence_matrix": GradedFunction("segedu.data.coco_stats:cooccurrence_matrix", compare="exact"),
-                "crowd_counts": GradedFunction("segedu.data.coco_stats:crowd_counts", compare="exact"),
-                "label_map": GradedFunction("segedu.grading.exercises:coco_label_map", compare="exact"),
-            },
-            forbidden=("segedu.data.coco_stats", "segedu.data.coco"),
-            allowed="Use numpy and pycocotools only (not segedu.data.coco_stats or segedu.data.semantic_label_map).",
+        forbidden=("segedu.models", "torchvision.models"),
+        allowed="Use torch and numpy (not segedu.models or torchvision.models.segmentation).",
+    ),
+    ExerciseSpec(
+        assignment="11_coco_eda",
+        functions=(
+            ("class_frequency", GradedFunction("segedu.data.coco.stats:class_frequency", compare="exact")),
+            ("instances_per_image", GradedFunction("segedu.data.coco.stats:instances_per_image", compare="exact")),
+            ("size_class_counts", GradedFunction("segedu.data.coco.stats:size_class_counts", compare="exact")),
+            ("cooccurrence_matrix", GradedFunction("segedu.data.coco.stats:cooccurrence_matrix", compare="exact")),
+            ("crowd_counts", GradedFunction("segedu.data.coco.stats:crowd_counts", compare="exact")),
+            # semantic_label_map(coco, image_id, size) is the exercise's label_map with every category
+            ("label_map", GradedFunction("segedu.data.coco:semantic_label_map", compare="exact")),
         ),
-    ]
-}
+        forbidden=("segedu.data.coco",),
+        allowed="Use numpy and pycocotools only (not segedu.data.coco.stats or segedu.data.semantic_label_map).",
+    ),
+)

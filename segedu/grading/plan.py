@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import Exercise
-from .exercises import EXERCISES
+from .exercises import EXERCISES, graded_function
 
 
 class PlanError(RuntimeError):
@@ -85,9 +85,10 @@ class _Recorder(Exercise):
         return self._plan_seed
 
     def check(self, name, student_function, *args, case: str, hidden: bool = False, reveal=None, **kwargs):
-        graded = self.spec.functions.get(name)
-        if graded is None:
-            raise PlanError(f"{self.assignment} grades no function called {name!r}.")
+        try:
+            self.graded(name)
+        except KeyError as error:
+            raise PlanError(error.args[0]) from None
         if not isinstance(student_function, StudentFunction):
             raise PlanError(f"ex.check({name!r}, ...) must receive the student's function by its name.")
         expected, options = self.expected(name, args, kwargs)
@@ -242,7 +243,7 @@ def judge_case(assignment: str, case: Case, result) -> list[str]:
     if isinstance(result, dict) and result.get("t") == "unsupported":
         what = f"a {result.get('type')}" if not case.hidden and _plain_name(result.get("type")) else "something else"
         return [f"{case.call} returned {what}; expected a number or a numpy array."]
-    graded = EXERCISES[assignment].functions[name]
+    graded = graded_function(assignment, name)
     problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal)
     return [f"{case.call} returned a wrong answer."] + problems if problems else []
 

@@ -70,19 +70,19 @@ def _function_shapes(source: str) -> dict[str, tuple]:
 
 @lru_cache(maxsize=None)
 def reference_shapes(assignment: str) -> dict[str, tuple]:
-    """``{"segedu.module.function": shape}`` of the references an exercise grades against."""
+    """``{"segedu.module.function": shape}`` of the references an exercise grades against.
+
+    An adapter in the registry (``delegates_to`` set) is grading glue that no student sees; what a
+    student could paste is the library function it wraps, so that is the one compared.
+    """
     import importlib
 
     from segedu.grading.exercises import EXERCISES
 
     found = {}
     for graded in EXERCISES[assignment].functions.values():
-        module_name, _, attribute = graded.reference.partition(":")
+        module_name, _, attribute = (graded.delegates_to or graded.reference).partition(":")
         function = getattr(importlib.import_module(module_name), attribute)
-        wrapped = getattr(function, "__wrapped__", None)
-        if isinstance(wrapped, str):   # a grading wrapper: compare with the function it wraps
-            module_name, _, attribute = wrapped.partition(":")
-            function = getattr(importlib.import_module(module_name), attribute)
         try:
             source = inspect.getsource(function)
         except (OSError, TypeError):
