@@ -100,13 +100,18 @@ def _canonical(path: Path) -> str:
     return json.dumps(data, sort_keys=True, indent=1)
 
 
-def stale_releases(root: Path, workdir: Path) -> list[str]:
-    """Assignments whose committed ``exercises/`` differ from a fresh ``generate_assignment``."""
+def stale_releases(root: Path, workdir: Path, assignments: list[str] | None = None,
+                   generated: Path | None = None) -> list[str]:
+    """Assignments whose committed ``exercises/`` differ from a fresh ``generate_assignment``.
+
+    ``generated`` is a folder that already holds fresh releases (``<generated>/<id>/``), such as the
+    one ``make course`` regenerated; without it each release is generated here.
+    """
     root = Path(root)
-    course = CourseCopy(root, workdir)
+    course = None if generated else CourseCopy(root, workdir)
     stale = []
-    for assignment in assignment_ids(root):
-        fresh = course.generate(assignment)
+    for assignment in assignments or assignment_ids(root):
+        fresh = Path(generated) / assignment if generated else course.generate(assignment)
         committed = root / "exercises" / assignment
         fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
         committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file()) \

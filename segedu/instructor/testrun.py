@@ -36,13 +36,15 @@ class Stage:
     markers: str        # a pytest -m expression; the stages' expressions partition the suite
     workers: int        # pytest-xdist processes (1: in-process)
     what: str
+    dist: str = "loadfile"  # keep a file's tests (and its module fixtures) on one process
 
 
 _HEAVY = "notebooks or nbgrader or fiftyone or attacks"
 STAGES = (
     Stage("unit", f"not ({_HEAVY})", 2, "package vs. peers, doctests"),
     Stage("fiftyone", "fiftyone and not (notebooks or nbgrader or attacks)", 1, "FiftyOne with a private mongod"),
-    Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy"),
+    # one test per notebook or job and no shared fixtures: spread test by test
+    Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy", dist="load"),
     Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers"),
     Stage("attacks", "attacks", 1, "submissions that attack the grader"),
 )
@@ -61,7 +63,7 @@ class StageResult:
 def _pytest(root: Path, stage: Stage, report: Path, extra: list[str]) -> list[str]:
     command = [sys.executable, "-m", "pytest", "-m", stage.markers, f"--junitxml={report}", "-p", "no:cacheprovider"]
     if stage.workers > 1:
-        command += ["-n", str(stage.workers), "--dist", "loadfile"]
+        command += ["-n", str(stage.workers), "--dist", stage.dist]
     return command + extra
 
 
