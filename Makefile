@@ -13,7 +13,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(VENV)/.installed: pyproject.toml constraints-local.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints-local.txt -e '.[coco,instructor,dev]'
+	# setuptools warns that every editable install could be shadowed by a same-named folder: nothing to act on
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints-local.txt -e '.[coco,instructor,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
