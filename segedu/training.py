@@ -41,7 +41,6 @@ Examples
 
 from __future__ import annotations
 
-import numbers
 import random
 import time
 
@@ -52,7 +51,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from . import metrics
-from ._validation import SegeduInputError, SegeduTypeError, check_positive_int, check_real_scalar
+from ._validation import (
+    SegeduInputError,
+    SegeduTypeError,
+    check_ignore_index,
+    check_positive_int,
+    check_real_scalar,
+)
 
 __all__ = ["pick_device", "set_seed", "as_dataset", "train_segmentation", "evaluate", "METRIC_NAMES"]
 
@@ -142,14 +147,6 @@ def _check_model(model):
         raise SegeduTypeError(f"model must be a torch nn.Module, but got {type(model).__name__}.")
 
 
-def _check_ignore_index(ignore_index):
-    if ignore_index is None:
-        return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-        raise SegeduTypeError(f"ignore_index must be an int (such as 255) or None, but got {ignore_index!r}.")
-    return int(ignore_index)
-
-
 def _check_logits(logits, labels):
     if logits.ndim != 4 or logits.shape[0] != labels.shape[0] or logits.shape[2:] != labels.shape[1:]:
         raise SegeduInputError(
@@ -194,7 +191,7 @@ def evaluate(model, dataset, num_classes=None, device=None, batch_size=32, ignor
     _check_model(model)
     dataset = as_dataset(dataset)
     batch_size = check_positive_int(batch_size, "batch_size")
-    ignore_index = _check_ignore_index(ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
     if device is None:
@@ -271,7 +268,7 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
     lr = check_real_scalar(lr, "lr", minimum=0, strict=True)
     weight_decay = check_real_scalar(weight_decay, "weight_decay", minimum=0)
     seed = check_positive_int(seed, "seed", minimum=0)
-    ignore_index = _check_ignore_index(ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
     device = pick_device() if device is None else torch.device(device)

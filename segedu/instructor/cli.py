@@ -50,9 +50,27 @@ def main(argv: list[str] | None = None) -> int:
                        help="run kernels without the sandbox (every row is then flagged for review)")
     grade.add_argument("--seed", default=None,
                        help="the term's private grading seed (default: $SEGEDU_GRADING_SEED; required)")
+    ckpt = commands.add_parser("checkpoints", help="retrain the shipped checkpoints from their recipes and seeds")
+    ckpt.add_argument("names", nargs="*", help="checkpoint names (default: all; see --list)")
+    ckpt.add_argument("--out", help="write here instead of the package's segedu/models/checkpoints/")
+    ckpt.add_argument("--threads", type=int, default=1, help="torch threads (default 1: reproducible)")
+    ckpt.add_argument("--progress", action="store_true", help="show tqdm bars")
+    ckpt.add_argument("--list", action="store_true", help="only list the registered checkpoints")
     lab = commands.add_parser("lab", help="open JupyterLab on the course")
     lab.add_argument("extra", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "checkpoints":  # package data: needs no course folder
+        from segedu.models import checkpoint
+
+        if args.list:
+            for name in checkpoint.checkpoint_names():
+                spec = checkpoint.get_spec(name)
+                print(f"{name:<22} unit {spec.unit}  {spec.metric} >= {spec.target}  {spec.recipe} seed {spec.seed}")
+            return 0
+        from .checkpoints import checkpoints
+
+        return checkpoints(args.names, Path(args.out) if args.out else None, threads=args.threads,
+                           progress=args.progress)
     root = _root(args.course)
 
     if args.command == "course":
