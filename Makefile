@@ -22,7 +22,7 @@ course: $(VENV)/.installed  ## run lectures, regenerate exercises/, self-check g
 	$(PY) -m segedu.instructor course
 
 test: $(VENV)/.installed  ## the whole test suite, in timed stages; STAGE=unit runs one (see segedu/instructor/testrun.py)
-	$(PY) -m segedu.instructor.testrun $(if $(STAGE),--stage $(STAGE))
+	$(PY) -m segedu.instructor test $(if $(STAGE),--stage $(STAGE))
 
 lab: $(VENV)/.installed  ## JupyterLab on the course
 	$(PY) -m segedu.instructor lab

@@ -11,7 +11,7 @@ import pytest
 from segedu.instructor import links
 from segedu._units import UNITS, Unit
 from segedu.instructor.course import course, graded_budget_s, layout_problems, stale_releases
-from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook, lecture_paths
+from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_FILES = ("lectures", "solutions", "exercises", "nbgrader_config.py", "README.md")

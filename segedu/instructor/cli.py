@@ -58,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     ckpt.add_argument("--list", action="store_true", help="only list the registered checkpoints")
     lab = commands.add_parser("lab", help="open JupyterLab on the course")
     lab.add_argument("extra", nargs=argparse.REMAINDER)
+    test = commands.add_parser("test", help="the test suite in timed stages, then the ten slowest tests")
+    test.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
     args = parser.parse_args(argv)
+    if args.command == "test":  # the repository's tests, from its root
+        from .testrun import main as test_main
+
+        os.chdir(_root(args.course))
+        return test_main([f"--stage={s}" for s in args.stage or []] + args.pytest_args)
     if args.command == "checkpoints":  # package data: needs no course folder
         from segedu.models import checkpoint
 
