@@ -30,8 +30,8 @@ lab: $(VENV)/.installed  ## JupyterLab on the course
 bench: $(VENV)/.installed  ## every speed figure against the COURSE.md budgets: one table, build/bench.csv
 	$(PY) -m segedu.instructor bench
 
-checkpoints: $(VENV)/.installed  ## retrain every shipped checkpoint from its script and seed, record its provenance
-	$(PY) -m segedu.instructor checkpoints
+checkpoints: $(VENV)/.installed  ## retrain every shipped checkpoint (or NAMES="a b") from its recipe and seed, record its provenance
+	$(PY) -m segedu.instructor checkpoints $(NAMES)
 
 release: $(VENV)/.installed  ## regenerate exercises/ from solutions/
 	$(PY) -m segedu.instructor release

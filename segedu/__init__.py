@@ -15,8 +15,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("classical", "conv", "data", "grading", "metrics", "models", "training", "viz")
-# submodules that later units add (segedu/_units.py); named here so that the error says when
-_LATER = {"losses": "06 (U-Net)", "instance": "09 (Mask R-CNN)"}
+# submodules that planned units add (segedu/_units.py), so that the error says which unit brings them
+_LATER = {"losses": "06", "instance": "09"}
 __all__ = list(_SUBMODULES) + ["__version__"]
 
 
@@ -26,8 +26,9 @@ def __getattr__(name: str):
         globals()[name] = module
         return module
     if name in _LATER:
-        raise AttributeError(f"segedu.{name} comes with unit {_LATER[name]}, which this version of segedu "
-                             f"({__version__}) does not have yet.")
+        from ._units import later_unit_error
+
+        raise later_unit_error(f"segedu.{name}", _LATER[name])
     raise AttributeError(f"module 'segedu' has no attribute {name!r}")
 
 

@@ -57,6 +57,7 @@ from ._validation import (
     check_ignore_index,
     check_positive_int,
     check_real_scalar,
+    check_seed,
 )
 
 __all__ = ["pick_device", "set_seed", "as_dataset", "train_segmentation", "evaluate", "METRIC_NAMES"]
@@ -91,7 +92,7 @@ def set_seed(seed) -> None:
     >>> torch.equal(a, b)
     True
     """
-    seed = check_positive_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, allow_none=False)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -267,7 +268,7 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
     batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_real_scalar(lr, "lr", minimum=0, strict=True)
     weight_decay = check_real_scalar(weight_decay, "weight_decay", minimum=0)
-    seed = check_positive_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, allow_none=False)
     ignore_index = check_ignore_index(ignore_index)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")

@@ -49,6 +49,18 @@ def test_provenance_is_complete_and_matches_the_registry(name):
     datetime.datetime.fromisoformat(p["date"])
 
 
+_MEASURED: dict = {}
+
+
+def measured(name: str) -> float:
+    """The metric of a shipped checkpoint, measured now on its regenerated validation data (once per run)."""
+    if name not in _MEASURED:
+        spec = ck.get_spec(name)
+        model, _ = ck.load_checkpoint(name)
+        _MEASURED[name] = float(ck.evaluate_checkpoint(spec, model)[spec.metric])
+    return _MEASURED[name]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_each_checkpoint_reloads_and_still_reaches_its_recorded_metric(name):
     import torch
@@ -60,16 +72,16 @@ def test_each_checkpoint_reloads_and_still_reaches_its_recorded_metric(name):
     assert all(t.dtype == torch.float32 for t in model.parameters())
     size = (ck.package_folder() / provenance["weights"]).stat().st_size
     assert size == provenance["bytes"] <= ck.MAX_BYTES
-    value = ck.evaluate_checkpoint(spec, model)[spec.metric]
+    value = measured(name)
     assert value == pytest.approx(provenance["value"], abs=ck.METRIC_TOLERANCE), (
         f"{name}: {spec.metric} is now {value:.4f}, recorded {provenance['value']:.4f}")
     assert value >= spec.target - ck.METRIC_TOLERANCE
 
 
 def test_fcn_skips_order_holds_for_every_seed_with_a_margin():
-    # lecture 05 asserts this on the same checkpoints; the values were re-measured by the test above
+    # lecture 05 asserts this on the same checkpoints, measured now (not the recorded values)
     for seed in ck.FCN_SHAPES_SEEDS:
-        miou = {v: ck.read_provenance(f"fcn{v}_shapes_s{seed}")["value"] for v in ("32s", "16s", "8s")}
+        miou = {v: measured(f"fcn{v}_shapes_s{seed}") for v in ("32s", "16s", "8s")}
         assert miou["16s"] - miou["32s"] >= 0.01 and miou["8s"] - miou["16s"] >= 0.01, (seed, miou)
 
 

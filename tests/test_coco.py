@@ -427,8 +427,10 @@ def test_fiftyone_loads_the_dataset_and_leaves_no_mongod(labels_path, raw, tmp_p
 
 # -- FiftyOne internals: checked before anything starts ------------------------------------------------
 
-_needs_fiftyone = pytest.mark.skipif(importlib.util.find_spec("fiftyone") is None,
-                                     reason="needs segedu[coco] (fiftyone)")
+def _needs_fiftyone(test):
+    """FiftyOne tests run in make test's fiftyone stage (one process), and only where it is installed."""
+    skip = pytest.mark.skipif(importlib.util.find_spec("fiftyone") is None, reason="needs segedu[coco] (fiftyone)")
+    return pytest.mark.fiftyone(skip(test))
 
 
 @_needs_fiftyone

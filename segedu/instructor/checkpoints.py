@@ -33,11 +33,15 @@ def retrain(spec, folder: Path, threads: int = 1, progress: bool = False) -> dic
     import segedu
     from segedu.models import checkpoint as ck
 
-    torch.set_num_threads(threads)
     recipe = ck._resolve(spec.recipe)
-    start = time.perf_counter()
-    model = recipe(seed=spec.seed, **spec.options)
-    seconds = time.perf_counter() - start
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        model = recipe(seed=spec.seed, progress=progress, **spec.options)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous_threads)
     # the recipe's network must be the spec's architecture, so that load_checkpoint can rebuild it
     fresh = ck.build_architecture(spec)
     fresh.load_state_dict(model.state_dict(), strict=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._units import ALL_LECTURES_BUDGET_S
+from .._units import ALL_LECTURES_BUDGET_S, LECTURE_BUDGET_S, UNITS
 from .._units import unit as _unit
 from .nbgrader_run import CourseCopy, Scores
 from .notebooks import assignment_ids, execute_notebook, fill_in, lecture_paths, solution_answers, unit_of
@@ -26,6 +26,12 @@ from .notebooks import assignment_ids, execute_notebook, fill_in, lecture_paths,
 def graded_budget_s(unit: str) -> float:
     """Seconds the graded notebook of ``unit`` (an id, assignment id or path) may spend in its cells."""
     return _unit(unit).graded_budget_s
+
+
+def lecture_budget_s(unit: str) -> float:
+    """Seconds a lecture may take; a lecture without a row in the unit table (a layout problem that
+    ``make course`` reports) gets the course-wide budget, so that the report still comes out."""
+    return next((u.lecture_budget_s for u in UNITS if u.id == str(unit)[:2]), LECTURE_BUDGET_S)
 
 
 def unit_kind(unit: str) -> str:
@@ -201,7 +207,7 @@ def format_table(lectures: list[LectureRun], checks: list[SelfCheck]) -> str:
         check = by_check.get(unit)
         rows.append((
             unit,
-            "-" if lecture is None else ("FAILED" if lecture.error else _verdict(lecture.seconds, _unit(unit).lecture_budget_s)),
+            "-" if lecture is None else ("FAILED" if lecture.error else _verdict(lecture.seconds, lecture_budget_s(unit))),
             "-" if check is None else check.assignment,
             "-" if check is None else f"{check.solution.auto_score:g}/{check.solution.auto_max:g}",
             "-" if check is None else f"{check.untouched.auto_score:g}",

@@ -32,6 +32,7 @@ def assignment_ids(root: Path) -> list[str]:
 
 
 def unit_of(path_or_id) -> str:
+    """The two-digit unit id of a notebook path or assignment id (its row: ``segedu._units.unit``)."""
     return Path(str(path_or_id)).name[:2]
 
 

@@ -50,16 +50,9 @@ _LAZY = {
     "load_checkpoint": "checkpoint",
 }
 
-# public name of a later unit -> (its future submodule, the unit that adds it). When the unit lands,
+# public name of a planned unit -> the unit that adds it (segedu/_units.py). When the unit lands,
 # its names move from here to _LAZY.
-_LATER = {
-    "UNet": ("unet", "06 (U-Net)"),
-    "center_crop": ("unet", "06 (U-Net)"),
-    "SegNet": ("segnet", "07 (SegNet)"),
-    "DeepLab": ("deeplab", "08 (DeepLab)"),
-    "ASPP": ("deeplab", "08 (DeepLab)"),
-    "TinySAM": ("sam", "10 (SAM)"),
-}
+_LATER = {"UNet": "06", "center_crop": "06", "SegNet": "07", "DeepLab": "08", "ASPP": "08", "TinySAM": "10"}
 
 __all__ = list(_LAZY)
 
@@ -68,12 +61,9 @@ def __getattr__(name: str):
     module_name = _LAZY.get(name)
     if module_name is None:
         if name in _LATER:
-            module_name, unit = _LATER[name]
-            raise AttributeError(
-                f"segedu.models.{name} is added by unit {unit}, in {__name__}.{module_name}, which is not part of "
-                f"this version of segedu. Use the segedu release that unit {unit.split()[0]}'s notebooks install "
-                f"(their setup cell names it)."
-            )
+            from .._units import later_unit_error
+
+            raise later_unit_error(f"segedu.models.{name}", _LATER[name])
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
     globals()[name] = value

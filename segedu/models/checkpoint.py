@@ -22,7 +22,7 @@ every unit:
 A lecture evaluates the checkpoint it loads: it never quotes the numbers of the provenance.
 
 Adding a checkpoint (units 06–10) is one :func:`register` call below, a recipe function (here or
-in the unit's own module) and ``make checkpoints NAME``.
+in the unit's own module) and ``make checkpoints NAMES=name``.
 
 >>> spec = get_spec("fcn8s_shapes_s0")
 >>> spec.metric, spec.seed, spec.recipe
@@ -235,7 +235,7 @@ def read_provenance(name: str, folder=None) -> dict:
         raise SegeduInputError(
             f"Checkpoint {name!r} is registered but its files are missing from this installation of segedu. "
             f"Reinstall segedu (pip install --force-reinstall segedu), or, in the course repository, run "
-            f"`make checkpoints {name}` (python -m segedu.instructor checkpoints {name})."
+            f"`make checkpoints NAMES={name}` (python -m segedu.instructor checkpoints {name})."
         ) from None
 
 
@@ -268,7 +268,7 @@ def load_checkpoint(name: str, folder=None):
         raise SegeduInputError(
             f"{provenance['weights']} does not match its provenance (SHA-256 {digest[:12]}… instead of "
             f"{provenance['sha256'][:12]}…): the file is damaged or was replaced without "
-            f"`make checkpoints {name}`. Reinstall segedu or retrain it."
+            f"`make checkpoints NAMES={name}`. Reinstall segedu or retrain it."
         )
     state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     model = build_architecture(spec)

@@ -21,7 +21,7 @@ Three ideas turn an image classifier into a segmenter:
       \text{FCN-8s:}\quad  & y = U_{8}\bigl(U_2(U_2(s_{32}) + s_{16}) + s_8\bigr)
 
    where :math:`s_r` are the class scores at stride :math:`r` and :math:`U_f` is upsampling by
-   :math:`f` (see :meth:`FCN.fuse`).
+   :math:`f` (see :func:`fuse_skips`).
 
 :class:`FCN` is a *small* VGG-like version (five stages of 3×3 conv → BN → ReLU and a 2×2 pool,
 ``width`` channels in the first stage instead of VGG16's 64), trained from scratch on the course's
@@ -72,7 +72,7 @@ import numbers
 import torch
 from torch import nn
 
-from .._validation import SegeduInputError, SegeduTypeError, check_in, check_positive_int
+from .._validation import SegeduInputError, SegeduTypeError, check_in, check_positive_int, check_size
 from ._base import SegmentationModel
 from .blocks import VGGStage, conv_bn_relu
 
@@ -188,16 +188,7 @@ def linear_to_conv(linear, in_channels, spatial_size) -> nn.Conv2d:
     if not isinstance(linear, nn.Linear):
         raise SegeduTypeError(f"linear must be an nn.Linear layer, but got {type(linear).__name__}.")
     in_channels = check_positive_int(in_channels, "in_channels")
-    if isinstance(spatial_size, numbers.Integral) and not isinstance(spatial_size, bool):
-        spatial_size = (spatial_size, spatial_size)
-    try:
-        h, w = spatial_size
-    except (TypeError, ValueError):
-        raise SegeduInputError(
-            f"spatial_size must be an int or a pair (h, w), but got {spatial_size!r}."
-        ) from None
-    h = check_positive_int(h, "spatial_size[0] (h)")
-    w = check_positive_int(w, "spatial_size[1] (w)")
+    h, w = check_size(spatial_size, "spatial_size")
     if linear.in_features != in_channels * h * w:
         raise SegeduInputError(
             f"linear has in_features={linear.in_features}, but in_channels * h * w = "
@@ -320,7 +311,7 @@ class FCN(SegmentationModel):
     num_classes : int
         Number of classes :math:`K` (at least 2), the channels of the output.
     variant : {"8s", "16s", "32s"}
-        Which skip layers are fused (see the module docstring and :meth:`fuse`).
+        Which skip layers are fused (see the module docstring and :func:`fuse_skips`).
     in_channels : int
         Channels of the input image (3 for RGB).
     width : int
@@ -403,28 +394,19 @@ class FCN(SegmentationModel):
             feats.append(x)
         return feats[2], feats[3], feats[4]
 
-    def fuse(self, score32, score16=None, score8=None):
-        """Fuse the scores of strides 32, 16 and 8 with this model's upsampling layers (see :func:`fuse_skips`)."""
-        if self.variant != "32s" and score16 is None:
-            raise SegeduInputError(f"FCN-{self.variant} fuses the stride-16 scores: pass score16.")
-        if self.variant == "8s" and score8 is None:
-            raise SegeduInputError("FCN-8s fuses the stride-8 scores: pass score8.")
-        return fuse_skips(
-            score32,
-            score16 if self.variant != "32s" else None,
-            score8 if self.variant == "8s" else None,
-            upscore2=getattr(self, "upscore2", None),
-            upscore_pool4=getattr(self, "upscore_pool4", None),
-            upscore=self.upscore,
-        )
-
-    def forward(self, x):
-        self.check_input(x)
+    def score_maps(self, x):
+        """The class scores at strides 32, 16 and 8 (``None`` for the strides this variant does not fuse)."""
         pool3, pool4, pool5 = self.encode(x)
         score32 = self.score_fr(self.classifier(pool5))
         score16 = self.score_pool4(pool4) if self.variant in ("16s", "8s") else None
         score8 = self.score_pool3(pool3) if self.variant == "8s" else None
-        return self.fuse(score32, score16, score8)
+        return score32, score16, score8
+
+    def forward(self, x):
+        self.check_input(x)
+        score32, score16, score8 = self.score_maps(x)
+        return fuse_skips(score32, score16, score8, upscore2=getattr(self, "upscore2", None),
+                          upscore_pool4=getattr(self, "upscore_pool4", None), upscore=self.upscore)
 
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, num_classes={self.num_classes}, width={self.width}"
