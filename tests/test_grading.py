@@ -326,12 +326,11 @@ def _fuse_cases(rng):
 
 def _synthetic_coco():
     import tempfile
-    import warnings
 
     from segedu.data import load_coco, write_coco_instances
 
-    warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools with numpy 2
-    return load_coco(write_coco_instances(tempfile.mkdtemp(), n_images=6, seed=5, max_size=160))
+    with tempfile.TemporaryDirectory() as folder:   # the annotations are read into memory
+        return load_coco(write_coco_instances(folder, n_images=6, seed=5, max_size=160))
 
 
 @cases_for("11_coco_eda", "class_frequency", "instances_per_image", "size_class_counts", "cooccurrence_matrix",
