@@ -46,6 +46,7 @@ def test_layout_check_names_each_missing_file(tmp_path):
     assert "unit 06: its solution solutions/06_unet/06_unet.ipynb is missing" in problems
     assert "unit 06: its exercise exercises/06_unet/06_unet.ipynb is missing" in problems
     assert "unit 06: its lecture lectures/06_unet.ipynb is missing" in problems
+    assert "unit 06: no graded functions for 06_unet in segedu/grading/exercises.py" in problems
     assert any("tests/test_unet.py is missing" in p for p in problems)
     (course_copy / "lectures" / "07_segnet.ipynb").write_text("{}")
     assert "07_segnet has notebooks but no row in segedu/_units.py" in layout_problems(course_copy)

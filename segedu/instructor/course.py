@@ -42,12 +42,13 @@ def unit_kind(unit: str) -> str:
 def layout_problems(root: Path, units=None) -> list[str]:
     """What the unit table (segedu/_units.py) promises and the repository lacks, and what it has unlisted.
 
-    Each unit needs its lecture, solution and released exercise, its segedu modules and its test
-    files; every lecture, solution and exercise on disk must belong to a unit of the table.
+    Each unit needs its lecture, solution and released exercise, its segedu modules, its test files
+    and its graded functions in the grading registry; every lecture, solution and exercise on disk
+    must belong to a unit of the table.
     """
     import importlib.util
 
-    from .._units import UNITS
+    from ..grading.exercises import EXERCISES
 
     root = Path(root)
     units = UNITS if units is None else units
@@ -64,6 +65,8 @@ def layout_problems(root: Path, units=None) -> list[str]:
                 found = False
             if not found:
                 problems.append(f"unit {unit.id}: its module {module} does not exist")
+        if unit.name not in EXERCISES:
+            problems.append(f"unit {unit.id}: no graded functions for {unit.name} in segedu/grading/exercises.py")
     listed = {unit.name for unit in units}
     on_disk = {p.stem for p in lecture_paths(root)} | set(assignment_ids(root))
     on_disk |= {p.name for p in (root / "exercises").glob("[0-9][0-9]_*") if p.is_dir()}
