@@ -38,6 +38,7 @@ def test_every_unit_of_the_table_has_its_files_and_nothing_is_unlisted():
 
 def test_layout_check_names_each_missing_file(tmp_path):
     course_copy = copy_course(tmp_path / "course")
+    (course_copy / "tests").mkdir()   # test files are checked where the folder has tests
     (course_copy / "lectures" / "02_edges.ipynb").unlink()
     new_unit = Unit("06", "unet", "U-Net", modules=("segedu.models.unet",), tests=("tests/test_unet.py",), kind="torch")
     problems = layout_problems(course_copy, UNITS + (new_unit,))
@@ -48,8 +49,12 @@ def test_layout_check_names_each_missing_file(tmp_path):
     assert "unit 06: its lecture lectures/06_unet.ipynb is missing" in problems
     assert "unit 06: no graded functions for 06_unet in segedu/grading/exercises.py" in problems
     assert any("tests/test_unet.py is missing" in p for p in problems)
+    assert "unit 02: its test file tests/test_edges.py is missing" in problems
+    (course_copy / "tests").rmdir()
     (course_copy / "lectures" / "07_segnet.ipynb").write_text("{}")
-    assert "07_segnet has notebooks but no row in segedu/_units.py" in layout_problems(course_copy)
+    problems = layout_problems(course_copy)
+    assert "07_segnet has notebooks but no row in segedu/_units.py" in problems
+    assert not any("test file" in p for p in problems)
 
 
 def test_budgets_come_from_the_unit_table():
