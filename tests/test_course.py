@@ -10,8 +10,8 @@ import pytest
 
 from segedu.instructor import links
 from segedu._units import UNITS, Unit
-from segedu.instructor.course import course, graded_budget_s, layout_problems, stale_releases
-from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook
+from segedu.instructor.course import course, graded_budget_s, layout_problems, run_lectures, stale_releases
+from segedu.instructor.notebooks import ASSIGNMENT_ID, assignment_ids, execute_notebook, lecture_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_FILES = ("lectures", "solutions", "exercises", "nbgrader_config.py", "README.md")
@@ -104,18 +104,16 @@ def test_untouched_exercises_hold_no_solution_code():
         assert "raise NotImplementedError()" in text
 
 
-@pytest.mark.notebooks
-@pytest.mark.parametrize("assignment", assignment_ids(ROOT))
-def test_solution_notebook_executes(assignment):
-    execute_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb", timeout=120)
-
-
+# the longest notebooks test first, so that make test's second process takes the others meanwhile
 @pytest.mark.notebooks
 @pytest.mark.nbgrader
 def test_make_course_main_job(tmp_path, capsys):
-    """`make course` on a copy: every lecture runs, the release is regenerated, solutions score full marks."""
+    """`make course` on a copy: layout, release regenerated, solutions score full marks, untouched 0.
+
+    The lectures, the other part of make course, run in test_lecture_executes.
+    """
     course_copy = copy_course(tmp_path / "course")
-    code = course(course_copy, tmp_path / "work")
+    code = course(course_copy, tmp_path / "work", run_lecture_notebooks=False)
     table = capsys.readouterr().out
     print(table)
     assert code == 0, table
@@ -126,6 +124,21 @@ def test_make_course_main_job(tmp_path, capsys):
     # without generating every release a second time)
     assert stale_releases(ROOT, tmp_path, generated=course_copy / "exercises") == [], \
         "exercises/ is stale: run `make release`"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("assignment", assignment_ids(ROOT))
+def test_solution_notebook_executes(assignment):
+    execute_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb", timeout=120)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("lecture", lecture_paths(ROOT), ids=lambda p: p.stem)
+def test_lecture_executes(lecture):
+    """The lecture part of `make course` (its run_lectures), one lecture per test so that make test's
+    notebooks stage spreads them over both cores; make bench times them."""
+    [run] = run_lectures(ROOT, paths=[lecture])
+    assert run.error is None, run.error
 
 
 def test_generative_ai_policy_is_an_instructor_switch(tmp_path, monkeypatch):

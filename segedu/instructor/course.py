@@ -182,10 +182,11 @@ def _printed(notebook) -> str:
                    for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-def run_lectures(root: Path, keep_outputs: bool = False, echo=None) -> list[LectureRun]:
-    """Execute every lecture headless; ``echo`` (e.g. ``print``) gets one progress line per lecture."""
+def run_lectures(root: Path, keep_outputs: bool = False, echo=None, paths=None) -> list[LectureRun]:
+    """Execute every lecture (or those in ``paths``) headless; ``echo`` (e.g. ``print``) gets one
+    progress line per lecture."""
     runs = []
-    for path in lecture_paths(root):
+    for path in lecture_paths(root) if paths is None else paths:
         try:
             notebook, seconds = execute_notebook(path, timeout=300)
             runs.append(LectureRun(path, seconds, text=_printed(notebook) if keep_outputs else ""))

@@ -46,7 +46,9 @@ STAGES = (
     Stage("fiftyone", "fiftyone and not (notebooks or nbgrader or attacks)", 1, "FiftyOne with a private mongod"),
     # one test per notebook or job and no shared fixtures: spread test by test
     Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy", dist="load"),
-    Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers"),
+    # tests that share a grading run carry an xdist_group mark (one per assignment, one per module)
+    Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers",
+          dist="loadgroup"),
     Stage("attacks", "attacks", 1, "submissions that attack the grader"),
 )
 
