@@ -10,10 +10,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade
 
+# PYTHONWARNINGS=ignore: setuptools warns that any editable install could be shadowed by a same-named
+# folder, which a newcomer can't act on.
 $(VENV)/.installed: pyproject.toml constraints-local.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# setuptools warns that every editable install could be shadowed by a same-named folder: nothing to act on
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q -c constraints-local.txt -e '.[coco,instructor,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
