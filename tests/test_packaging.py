@@ -88,7 +88,7 @@ def _public_modules():
     names = ["segedu"]
     for info in pkgutil.walk_packages(segedu.__path__, "segedu."):
         if info.name.endswith("__main__") or ".instructor._" in info.name:
-            continue   # the CLI's entry point runs on import; worker scripts are not modules to import
+            continue   # the CLI's entry point runs on import; the grader's private entry points are not API
         names.append(info.name)
     return names
 

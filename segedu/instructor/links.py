@@ -37,7 +37,7 @@ def _badge(path: str) -> str:
     return f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({_course.colab_url(path)})"
 
 
-def units_table(root: Path | None = None) -> str:
+def units_table() -> str:
     """The README's unit tables, from the unit table in segedu/_units.py."""
     rows = ["| unit | lecture | exercise |", "|---|---|---|"]
     for unit in UNITS:
@@ -97,7 +97,7 @@ def sync(root: Path, check: bool = False) -> list[str]:
     else:
         head, rest = text.split(TABLE_BEGIN, 1)
         _, tail = rest.split(TABLE_END, 1)
-        new = f"{head}{TABLE_BEGIN}\n{units_table(root)}\n{TABLE_END}{tail}"
+        new = f"{head}{TABLE_BEGIN}\n{units_table()}\n{TABLE_END}{tail}"
         if new != text:
             problems.append("README.md: the units tables differ from segedu/_units.py: run `make links`")
             if not check:
