@@ -24,8 +24,7 @@ import pytest
 from segedu.instructor.grade import collect, read_submission, Unreadable
 from segedu.instructor.notebooks import fill_in, solution_answers
 
-# one process for the whole file under pytest-xdist: its module fixture grades a class once
-pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grade_pipeline")]
+pytestmark = pytest.mark.nbgrader
 
 ROOT = Path(__file__).resolve().parents[1]
 A = "00_tasks_and_metrics"

@@ -64,14 +64,6 @@ def graded(tmp_path_factory):
     return grade
 
 
-def _by_assignment(*rows, ids=None):
-    """Parameters whose tests share one grading run per assignment: under pytest-xdist (make test's
-    grading stage, --dist loadgroup) each assignment's tests stay on one process, and different
-    assignments are graded on both cores."""
-    return [pytest.param(*row, id=None if ids is None else ids[i], marks=pytest.mark.xdist_group(f"roundtrip-{row[0]}"))
-            for i, row in enumerate(rows)]
-
-
 def test_every_assignment_has_wrong_answers():
     assert set(WRONG_ANSWERS) == set(ASSIGNMENTS)
     for assignment in ASSIGNMENTS:
@@ -79,7 +71,7 @@ def test_every_assignment_has_wrong_answers():
         assert len(losing) >= 3, f"{assignment} needs at least three realistic wrong answers"
 
 
-@pytest.mark.parametrize("assignment", _by_assignment(*[(a,) for a in ASSIGNMENTS]))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_gets_full_marks(graded, assignment):
     _, scores = graded(assignment)
     solution = scores[SOLUTION]
@@ -87,7 +79,7 @@ def test_solution_gets_full_marks(graded, assignment):
     assert solution.auto_score == solution.auto_max, f"lost: {solution.lost()}"
 
 
-@pytest.mark.parametrize("assignment", _by_assignment(*[(a,) for a in ASSIGNMENTS]))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_untouched_release_gets_zero_without_crash(graded, assignment):
     _, scores = graded(assignment)
     untouched, solution = scores[UNTOUCHED], scores[SOLUTION]
@@ -99,8 +91,8 @@ def test_untouched_release_gets_zero_without_crash(graded, assignment):
 
 @pytest.mark.parametrize(
     "assignment, submission",
-    _by_assignment(*[(a, s) for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
-                   ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]]),
+    [(a, s) for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
+    ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
 )
 def test_fixture_scores_as_intended(graded, assignment, submission):
     _, scores = graded(assignment)
@@ -117,7 +109,7 @@ def test_fixture_scores_as_intended(graded, assignment, submission):
     assert result.auto_score < solution.auto_score
 
 
-@pytest.mark.parametrize("assignment", _by_assignment(*[(a,) for a in ASSIGNMENTS]))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_hides_hidden_tests(graded, assignment):
     course, _ = graded(assignment)
     feedback = course.feedback(assignment)

@@ -46,9 +46,9 @@ STAGES = (
     Stage("fiftyone", "fiftyone and not (notebooks or nbgrader or attacks)", 1, "FiftyOne with a private mongod"),
     # one test per notebook or job and no shared fixtures: spread test by test
     Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy", dist="load"),
-    # tests that share a grading run carry an xdist_group mark (one per assignment, one per module)
-    Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers",
-          dist="loadgroup"),
+    # by file: a file's module or session fixture grades a whole class once (pytest-xdist's
+    # loadgroup, which could split the round trips by assignment, ignores xdist_group marks here)
+    Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers"),
     Stage("attacks", "attacks", 1, "submissions that attack the grader"),
 )
 
