@@ -1,26 +1,36 @@
-"""The one place that says where the course lives.
+"""The one place that says where the course lives and which release students install.
 
 The README's "Open in Colab" badges and every notebook's setup cell are generated from these
 values by ``segedu links`` (``make links``); a test fails when they drift apart. A fork that
-publishes the course elsewhere changes these two lines and runs ``make links``.
+publishes the course elsewhere changes ``REPOSITORY`` and runs ``make links``.
+
+Students install a tagged release, never a branch, so that the package they get is the one their
+exercises were generated with. ``RELEASE`` is that tag: ``v`` followed by pyproject.toml's version
+(a test ties the two). How an instructor cuts a release is in the README ("Cutting a release").
+
+>>> pip_requirement()
+'segedu @ git+https://github.com/...@v...'
+>>> pip_requirement(["coco"])
+'segedu[coco] @ git+https://github.com/...@v...'
 """
 
 REPOSITORY = "segedu-course/segedu"
-BRANCH = "main"
+RELEASE = "v0.1.0"
 
 
 def github_url() -> str:
     return f"https://github.com/{REPOSITORY}"
 
 
-def pip_requirement() -> str:
-    """What Colab's setup cell installs."""
-    return f"segedu @ git+{github_url()}@{BRANCH}"
+def pip_requirement(extras=()) -> str:
+    """What a Colab setup cell installs: the tagged release, with the extras that notebook imports."""
+    name = f"segedu[{','.join(sorted(extras))}]" if extras else "segedu"
+    return f"{name} @ git+{github_url()}@{RELEASE}"
 
 
 def colab_url(path: str) -> str:
-    """The Colab link for a notebook at ``path`` (relative to the repository root)."""
-    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{path}"
+    """The Colab link for a notebook at ``path`` (relative to the repository root), at the release tag."""
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/{RELEASE}/{path}"
 
 
 # The generative-AI policy of the graded report (unit 11). The original brief gave zero marks for any

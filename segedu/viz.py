@@ -483,7 +483,9 @@ def add_controls(draw, **controls):
     static figure with the start values, then calls this to add the controls on top. Nothing is
     drawn until a control moves. That is also why this is not ``ipywidgets.interact``: a headless
     runner (nbclient, as in CI) can stall for a whole cell timeout on a figure drawn inside a widget
-    at start-up (jupyter/nbclient#312).
+    at start-up (jupyter/nbclient#312). It uses only what ipywidgets 7.7 (Colab's) and 8 both have:
+    ``Output``, ``VBox`` and ``observe(..., names="value")``; the Colab-versions CI stage
+    (:mod:`segedu.instructor.colab_versions`) runs it on 7.7.1 with IPython 7.34.
 
     Parameters
     ----------

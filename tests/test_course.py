@@ -85,16 +85,69 @@ def test_colab_links_and_setup_cells_follow_the_setting():
 def test_links_rewrite_setup_cells_and_badges(tmp_path, monkeypatch):
     course_copy = copy_course(tmp_path / "course")
     monkeypatch.setattr("segedu._course.REPOSITORY", "someone/fork")
+    monkeypatch.setattr("segedu._course.RELEASE", "v9.8.7")
     assert links.sync(course_copy, check=True), "a changed setting must be reported"
     links.sync(course_copy)
     assert links.sync(course_copy, check=True) == []
     readme = (course_copy / "README.md").read_text()
-    assert "colab.research.google.com/github/someone/fork/blob/main/lectures/00_tasks_and_metrics.ipynb" in readme
+    assert "colab.research.google.com/github/someone/fork/blob/v9.8.7/lectures/00_tasks_and_metrics.ipynb" in readme
     lecture = nbformat.read(course_copy / "lectures" / "01_thresholding.ipynb", as_version=4)
-    assert any("git+https://github.com/someone/fork@main" in c.source for c in lecture.cells)
+    assert any('"segedu @ git+https://github.com/someone/fork@v9.8.7"' in c.source for c in lecture.cells)
     for path in links.notebook_paths(course_copy):
         text = path.read_text()
         assert "github/segedu-course/segedu/blob" not in text, f"{path.name} keeps an old Colab badge"
+        assert "@main" not in text and "/blob/main/" not in text, f"{path.name} still installs or links a branch"
+
+
+def _setup_cell(path: Path) -> str:
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.source.startswith(links.SETUP_MARK)]
+    assert len(cells) == 1, path
+    return cells[0]
+
+
+def test_release_tag_is_pyproject_version():
+    import tomllib
+
+    from segedu import _course
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert _course.RELEASE == f"v{version}", (
+        f"segedu/_course.py RELEASE is {_course.RELEASE!r} but pyproject.toml's version is {version!r}: "
+        "cut a release as the README says (bump both, then `make links` and `make release`)")
+
+
+def test_released_exercises_are_stamped_with_the_release():
+    """`make release` stamps segedu/_course.py's RELEASE into each exercise; the grader compares stamps."""
+    from segedu import _course
+    from segedu.instructor.nbgrader_run import release_of
+
+    for unit in UNITS:
+        stamp = release_of(nbformat.read(ROOT / unit.exercise, as_version=4))
+        assert stamp == _course.RELEASE, f"{unit.exercise} is stamped {stamp!r}, not {_course.RELEASE}: run `make release`"
+
+
+def test_setup_cells_install_the_tagged_release_with_the_extras_each_unit_imports(tmp_path, monkeypatch):
+    """Unit 11's notebooks get segedu[coco] because lecture 11 imports fiftyone; a notebook that starts
+    importing it moves its whole unit to segedu[coco]; the others install plain segedu, all at the tag."""
+    course_copy = copy_course(tmp_path / "course")
+    monkeypatch.setattr("segedu._course.RELEASE", "v9.8.7")
+    extras = links.unit_extras(course_copy)
+    assert extras["11"] == {"coco"}
+    assert all(not found for unit, found in extras.items() if unit != "11"), extras
+    # a lecture that starts using FiftyOne (as the helper of segedu.data.coco that starts it)
+    lecture = course_copy / "lectures" / "03_regions.ipynb"
+    notebook = nbformat.read(lecture, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("%matplotlib inline\nfrom segedu.data.coco import fiftyone_environment"))
+    nbformat.write(notebook, lecture)
+    links.sync(course_copy)
+    assert links.sync(course_copy, check=True) == []
+    coco = 'segedu[coco] @ git+https://github.com/segedu-course/segedu@v9.8.7"'
+    plain = '"segedu @ git+https://github.com/segedu-course/segedu@v9.8.7"'
+    for path in links.notebook_paths(course_copy):
+        wanted = coco if path.name[:2] in ("03", "11") else plain
+        assert wanted in _setup_cell(path), f"{path.relative_to(course_copy)}: {_setup_cell(path)}"
+    setup = _setup_cell(course_copy / "exercises" / "00_tasks_and_metrics" / "00_tasks_and_metrics.ipynb")
+    exec(compile(setup, "setup", "exec"), {})   # outside Colab the cell does nothing (and is valid Python)
 
 
 def test_untouched_exercises_hold_no_solution_code():

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from segedu import _course
 from segedu.instructor.grade import collect, read_submission, Unreadable
 from segedu.instructor.notebooks import fill_in, solution_answers
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.nbgrader
 ROOT = Path(__file__).resolve().parents[1]
 A = "00_tasks_and_metrics"
 RELEASE = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
+RELEASE.metadata["segedu"] = {"release": _course.RELEASE}   # as `make release` stamps exercises/
 ANSWERS = solution_answers(nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4))
 TIMEOUT = 5       # seconds per cell for this run
 MEMORY_MB = 1000
@@ -149,7 +151,14 @@ def _submissions(out: Path, subs: Path) -> dict[str, tuple[str, bytes]]:
                                              "def confusion_matrix(pred, target, num_classes, ignore_index=None):\n"
                                              "    return cm(pred, target, num_classes, ignore_index=ignore_index)\n"))),
         "1018": ("wrongcm_1018_5018_00_tasks_and_metrics.ipynb", _bytes(_nb(confusion_matrix=wrong_cm))),
+        "1019": ("oldrelease_1019_5019_00_tasks_and_metrics.ipynb", _bytes(_stamped(_nb(), "v0.0.9"))),
     }
+
+
+def _stamped(notebook, release):
+    notebook = copy.deepcopy(notebook)
+    notebook.metadata["segedu"] = {"release": release}
+    return notebook
 
 
 RELEASE_STUBS = {_gid(c): c.source for c in RELEASE.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
@@ -253,6 +262,18 @@ def test_colab_export_restored_and_graded(graded):
     row = graded["rows"]["1010"]
     assert row["status"] == "ok" and float(row["score"]) == 10
     assert "Colab" in row["notes"] and "restored" in row["notes"]
+
+
+def test_a_submission_from_another_release_is_noted_and_graded(graded):
+    """generate_assignment stamps the release into the notebook; the grader notes a different or missing
+    stamp (Colab's export here drops notebook metadata) and grades the submission all the same."""
+    rows, release = graded["rows"], _course.RELEASE
+    assert float(rows["1019"]["score"]) == 10
+    assert f"made from release v0.0.9, graded with {release}" in rows["1019"]["notes"]
+    assert f"made from release unknown, graded with {release}" in rows["1010"]["notes"]
+    assert "made from release" not in rows["1001"]["notes"], "the current release's stamp needs no note"
+    generated = nbformat.read(graded["out"] / ".work" / "course" / "exercises" / A / f"{A}.ipynb", as_version=4)
+    assert generated.metadata["segedu"]["release"] == release
 
 
 def test_huge_output_and_non_utf8_name(graded):

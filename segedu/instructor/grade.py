@@ -9,7 +9,10 @@ Pipeline (all work happens under ``<OUT>``; the repository's folders are never w
 2. Every file of the download is collected (Canvas names ``lastfirst[_late]_userid_attachid_name[-N].ipynb``;
    one folder per student; renamed notebooks too), read leniently and normalised: Colab exports get
    their nbgrader cell metadata back by matching cells to the release, outputs are dropped. A file
-   that cannot be read costs only its own row.
+   that cannot be read costs only its own row. A submission whose release stamp (notebook metadata,
+   written by ``generate_assignment``; see :func:`.nbgrader_run.release_of`) differs from the release
+   being graded gets a note ("made from release v0.0.9, graded with v0.1.0"; a missing stamp reads
+   "unknown"), for the instructor to look at; it is graded all the same.
 3. Each student is graded on their own in ``<OUT>/.work/students/<id>``: a copy of the gradebook, the
    one submission, no ``solutions/``. The real ``nbgrader autograde`` runs there (never importing from
    that folder), and starts the kernel in the bubblewrap sandbox of :mod:`.sandbox`, as its own
@@ -42,8 +45,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import _course
 from . import sandbox
-from .nbgrader_run import CourseCopy, Scores
+from .nbgrader_run import CourseCopy, Scores, release_of
 from .notebooks import notebook_environment
 from .workers import Slot, WorkerPool
 
@@ -425,6 +429,9 @@ def _grade_one(item: Collected, settings: Settings, work: Path) -> Result:
         notes.append("late")
     try:
         notebook = read_submission(item.data)
+        made_from, grading = release_of(notebook), release_of(release)
+        if made_from != grading:   # e.g. a student installed an older release's exercises (never fatal)
+            notes.append(f"made from release {made_from}, graded with {grading}")
         notebook, found, more = normalise(notebook, release)
     except Unreadable as error:
         result.status, result.notes = str(error), "; ".join(notes)
@@ -556,6 +563,7 @@ def _prepare_course(root: Path, out: Path, assignment: str) -> tuple[Path, str]:
     course_dir = out / ".work" / "course"
     stamp = course_dir / "generated.stamp"
     fingerprint = hashlib.sha256()
+    fingerprint.update(_course.RELEASE.encode())   # the release is stamped into the generated notebook
     for path in sorted((root / "solutions" / assignment).rglob("*")) + [root / "nbgrader_config.py"]:
         if path.is_file():
             fingerprint.update(path.name.encode() + path.read_bytes())

@@ -8,17 +8,46 @@ and autograded notebooks live there.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _course
 from .notebooks import notebook_environment
+
+#: notebook metadata key of the release stamp: ``{"segedu": {"release": "v0.1.0"}}``
+STAMP_KEY = "segedu"
 
 
 class NbgraderError(RuntimeError):
     pass
+
+
+def release_of(notebook) -> str:
+    """The segedu release a notebook was generated from (its metadata stamp), or ``"unknown"``.
+
+    >>> release_of({"metadata": {"segedu": {"release": "v0.1.0"}}}), release_of({"metadata": {}})
+    ('v0.1.0', 'unknown')
+    """
+    metadata = notebook.get("metadata")
+    stamp = metadata.get(STAMP_KEY) if isinstance(metadata, dict) else None
+    release = stamp.get("release") if isinstance(stamp, dict) else None
+    if not isinstance(release, str) or not release.strip():
+        return "unknown"
+    # a submission's metadata is the student's: keep a tag's characters only, and not too many
+    return re.sub(r"[^A-Za-z0-9._+-]", "?", release.strip())[:40]
+
+
+def stamp_release(path: Path, release: str | None = None) -> None:
+    """Write the release (``segedu._course.RELEASE``) into a notebook's metadata, where the grader reads it."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata[STAMP_KEY] = {**notebook.metadata.get(STAMP_KEY, {}), "release": release or _course.RELEASE}
+    nbformat.write(notebook, path)
 
 
 @dataclass
@@ -80,9 +109,16 @@ class CourseCopy:
         return notebooks[0].name
 
     def generate(self, assignment: str) -> Path:
-        """``nbgrader generate_assignment``; returns the release folder of the assignment."""
+        """``nbgrader generate_assignment``; returns the release folder of the assignment.
+
+        Each released notebook is stamped with the segedu release (:func:`stamp_release`), so that
+        the grader can tell a submission made from another release.
+        """
         _nbgrader(["generate_assignment", assignment, "--force", "--create"], cwd=self.path)
-        return self.path / "exercises" / assignment
+        folder = self.path / "exercises" / assignment
+        for path in sorted(folder.glob("*.ipynb")):
+            stamp_release(path)
+        return folder
 
     def release_notebook(self, assignment: str):
         import nbformat
