@@ -9,8 +9,9 @@ A test cell looks like this::
 ``check`` runs the student's function on a copy of the inputs, watches that it does not call the
 reference or the library it re-implements (aliases included, see :mod:`._tripwire`), runs the
 reference on the same inputs, and raises an ``AssertionError`` whose message says what was called,
-what was expected, what came back and where they differ. It returns ``None``, so a test cell never
-ends in a bare number (nbgrader would read that as a partial score).
+what was expected, what came back and where they differ. When the answer is one of the function's
+known mistakes (:mod:`.hints`), the message names the mistake on a line of its own. It returns
+``None``, so a test cell never ends in a bare number (nbgrader would read that as a partial score).
 
 Hidden tests draw their inputs from :meth:`Exercise.rng`, seeded by the grading seed. Instructors
 set their own seed each term with the environment variable ``SEGEDU_GRADING_SEED``.
@@ -31,7 +32,7 @@ import zlib
 
 import numpy as np
 
-from . import _compare
+from . import _compare, hints
 from ._tripwire import Tripwire
 from .exercises import EXERCISES, ExerciseSpec, graded_function
 
@@ -125,8 +126,26 @@ class Exercise:
 
     @staticmethod
     def _reveal(hidden: bool, reveal: bool | None) -> bool:
-        """Whether a message may show whole arrays: never for hidden cases."""
+        """Whether a message may show arrays: never for hidden cases."""
         return (not hidden) if reveal is None else bool(reveal and not hidden)
+
+    @staticmethod
+    def _secret(hidden: bool, reveal: bool | None) -> bool:
+        """A visible case whose expected value is the answer itself (``reveal=False``): the message
+        then shows no expected value at all. Hidden cases keep their first difference."""
+        return reveal is not None and not reveal and not hidden
+
+    def mistaken_answers(self, name: str, args: tuple, kwargs: dict, expected, options) -> tuple:
+        """``(name, hint, outcome)`` of each known mistake of ``name`` whose answer on these inputs
+        differs from the expected one (a mistake that gives the right answer here can name nothing)."""
+        graded = self.graded(name)
+        found = []
+        for mistake in hints.mistakes(self.assignment, name):
+            outcome = hints.outcome(mistake, args, kwargs)
+            if isinstance(outcome, hints.Raised) or self._compare(name, graded, outcome, expected, options,
+                                                                  reveal=False):
+                found.append((mistake.name, mistake.hint, outcome))
+        return tuple(found)
 
     def _call_text(self, name, args, kwargs, case, hidden) -> str:
         if hidden:
@@ -157,7 +176,10 @@ class Exercise:
                 f"Replace the `raise NotImplementedError()` line with your code."
             ) from None
         except Exception as error:
-            raise AssertionError(f"{call} raised {type(error).__name__}: {error}") from error
+            lines = [f"{call} raised {type(error).__name__}: {error}"]
+            if tripwire.hit is None and not tripwire.tampered:
+                lines += self._hints_of_error(name, args, kwargs, error)
+            raise AssertionError("\n".join(lines)) from error
 
         if tripwire.tampered:
             raise AssertionError(
@@ -178,13 +200,32 @@ class Exercise:
             )
 
         expected, options = self.expected(name, args, kwargs)
-        problems = self._compare(name, graded, got, expected, options, reveal=self._reveal(hidden, reveal))
+        problems = self._compare(name, graded, got, expected, options, reveal=self._reveal(hidden, reveal),
+                                 secret=self._secret(hidden, reveal))
         if problems:
+            try:
+                mistaken = self.mistaken_answers(name, args, kwargs, expected, options)
+                problems += returned_hints(name, graded, got, mistaken, options)
+            except Exception:   # a hint is a bonus: never let it hide the message itself
+                pass
             raise AssertionError("\n".join([f"{call} returned a wrong answer."] + problems))
 
+    def _hints_of_error(self, name, args, kwargs, error) -> list[str]:
+        try:
+            expected, options = self.expected(name, args, kwargs)
+            mistaken = self.mistaken_answers(name, args, kwargs, expected, options)
+        except Exception:   # inputs the reference refuses: no hint, the error speaks for itself
+            return []
+        return raised_hints(mistaken, type(error).__name__, str(error))
+
     @staticmethod
-    def _compare(name, graded, got, expected, options, reveal) -> list[str]:
-        """Run the comparator(s); a function with several outputs names the one that differs."""
+    def _compare(name, graded, got, expected, options, reveal, secret: bool = False) -> list[str]:
+        """Run the comparator(s); a function with several outputs names the one that differs.
+
+        ``secret`` (a visible case worked out by hand) keeps every expected value out of the lines.
+        """
+        if secret:
+            options = {**options, "secret": True}
         if graded.outputs is None:
             try:
                 return getattr(_compare, graded.compare)(got, expected, what=name, reveal=reveal, **options) or []
@@ -206,3 +247,38 @@ class Exercise:
             if problems:
                 return [f"The output {output} differs."] + problems
         return []
+
+
+def returned_hints(name, graded, got, mistaken, options) -> list[str]:
+    """The hints of the known mistakes whose answer ``got`` equals (by the function's comparator).
+
+    ``mistaken`` holds ``(name, hint, outcome)`` triples (:meth:`Exercise.mistaken_answers`). A hint
+    is a fixed sentence, so it may follow the message of a hidden case too.
+    """
+    found = []
+    for _, hint, outcome in mistaken:
+        if isinstance(outcome, hints.Raised) or hint in found:
+            continue
+        if _same_float(got, outcome) or not Exercise._compare(name, graded, got, outcome, options, reveal=False):
+            found.append(hint)
+    return found
+
+
+def _same_float(got, outcome) -> bool:
+    """Two floats that are the very same number, NaN included: a comparator may refuse a float on its
+    type (``integer``) or never call NaN equal (``close``), yet the answer is exactly the mistake's."""
+    kinds = (float, np.floating)
+    if not (isinstance(got, kinds) and isinstance(outcome, kinds)):
+        return False
+    a, b = float(got), float(outcome)
+    return a == b or (a != a and b != b)
+
+
+def raised_hints(mistaken, error_type: str, message: str, limit: int = 500) -> list[str]:
+    """The hints of the known mistakes that raise the very error the answer raised."""
+    found = []
+    for _, hint, outcome in mistaken:
+        if (isinstance(outcome, hints.Raised) and outcome.type == error_type
+                and outcome.message[:limit] == str(message)[:limit] and hint not in found):
+            found.append(hint)
+    return found

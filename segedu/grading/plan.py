@@ -11,7 +11,9 @@ the student's kernel could patch anything it shares with them. Instead
 2. The kernel only calls the student's functions on those inputs and saves the results as data
    (``segedu_kernel_runner``).
 3. :func:`judge` compares the saved results with the plan's answers and writes the message the
-   student sees, the same message ``ex.check`` would give.
+   student sees, the same message ``ex.check`` would give. The plan also holds, per case, what each
+   known mistake of the function returns on its inputs (:mod:`segedu.grading.hints`), so that the
+   verdict can name the mistake a result makes, as ``ex.check`` does.
 
 Nothing here imports or executes anything a student wrote.
 """
@@ -31,7 +33,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Exercise
+from . import Exercise, raised_hints, returned_hints
 from .exercises import EXERCISES, graded_function
 
 
@@ -51,6 +53,8 @@ class Case:
     call: str            # how the message names the call
     expected: object = None
     options: dict = field(default_factory=dict)
+    secret: bool = False  # a visible case worked out by hand (reveal=False): no expected value is shown
+    mistakes: tuple = ()  # (name, hint, what the known mistake returns here) of each mistake that differs
 
 
 @dataclass
@@ -95,7 +99,14 @@ class _Recorder(Exercise):
         self._cases.append(Case(
             function=student_function.name, graded=name, args=copy.deepcopy(args), kwargs=copy.deepcopy(kwargs),
             case=case, hidden=hidden, reveal=self._reveal(hidden, reveal),
-            call=self._call_text(name, args, kwargs, case, hidden), expected=expected, options=options))
+            call=self._call_text(name, args, kwargs, case, hidden), expected=expected, options=options,
+            secret=self._secret(hidden, reveal), mistakes=self._mistakes(name, args, kwargs, expected, options)))
+
+    def _mistakes(self, name, args, kwargs, expected, options) -> tuple:
+        try:
+            return self.mistaken_answers(name, args, kwargs, expected, options)
+        except Exception:   # a broken hint must not stop a grading run: the case is graded without hints
+            return ()
 
 
 def _meta(cell) -> dict:
@@ -224,28 +235,45 @@ def judge_case(assignment: str, case: Case, result) -> list[str]:
         return [f"{case.call}: no result was saved, so this check failed. The cell stopped before it "
                 f"(an error outside your function, the time limit, or {case.function} is not defined)."]
     if isinstance(result, dict) and result.get("t") == "error":
-        if result.get("type") == "NotImplementedError":
-            return [_not_implemented(name)]
-        if result.get("type") == "Delegation":
-            return [f"{name} called {result.get('message')}, which this exercise asks you to write yourself. "
-                    f"{EXERCISES[assignment].allowed} Answers that call the reference earn no points."]
-        if result.get("type") == "NameError" and case.function in str(result.get("message", "")):
-            return [f"{case.function} is not defined: run the cell that defines it."]
-        if case.hidden:   # the student's own text could carry the hidden inputs out: type only
-            kind = result.get("type") if _builtin_exception(result.get("type")) else "an exception"
-            return [f"{case.call} raised {kind} (messages of hidden cases are not shown; try the visible "
-                    f"cases and your own inputs of the same kind)."]
-        kind = result.get("type") if _plain_name(result.get("type")) else "an exception"
-        text = str(result.get("message", ""))
-        if len(text) > MESSAGE_CHARS:
-            text = text[:MESSAGE_CHARS] + " [...]"
-        return [f"{case.call} raised {kind}: {text}"]
+        problems = _error_problems(assignment, case, result)
+        if result.get("type") not in ("NotImplementedError", "Delegation"):
+            problems += raised_hints(getattr(case, "mistakes", ()), str(result.get("type", "")),
+                                     str(result.get("message", "")))
+        return problems
     if isinstance(result, dict) and result.get("t") == "unsupported":
         what = f"a {result.get('type')}" if not case.hidden and _plain_name(result.get("type")) else "something else"
         return [f"{case.call} returned {what}; expected a number or a numpy array."]
     graded = graded_function(assignment, name)
-    problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal)
-    return [f"{case.call} returned a wrong answer."] + problems if problems else []
+    problems = Exercise._compare(name, graded, result, case.expected, case.options, reveal=case.reveal,
+                                 secret=getattr(case, "secret", False))
+    if not problems:
+        return []
+    try:
+        problems += returned_hints(name, graded, result, getattr(case, "mistakes", ()), case.options)
+    except Exception:   # a hint is a bonus: never let it hide the verdict
+        pass
+    return [f"{case.call} returned a wrong answer."] + problems
+
+
+def _error_problems(assignment: str, case: Case, result: dict) -> list[str]:
+    """The message of a result that raised."""
+    name = case.graded
+    if result.get("type") == "NotImplementedError":
+        return [_not_implemented(name)]
+    if result.get("type") == "Delegation":
+        return [f"{name} called {result.get('message')}, which this exercise asks you to write yourself. "
+                f"{EXERCISES[assignment].allowed} Answers that call the reference earn no points."]
+    if result.get("type") == "NameError" and case.function in str(result.get("message", "")):
+        return [f"{case.function} is not defined: run the cell that defines it."]
+    if case.hidden:   # the student's own text could carry the hidden inputs out: type only
+        kind = result.get("type") if _builtin_exception(result.get("type")) else "an exception"
+        return [f"{case.call} raised {kind} (messages of hidden cases are not shown; try the visible "
+                f"cases and your own inputs of the same kind)."]
+    kind = result.get("type") if _plain_name(result.get("type")) else "an exception"
+    text = str(result.get("message", ""))
+    if len(text) > MESSAGE_CHARS:
+        text = text[:MESSAGE_CHARS] + " [...]"
+    return [f"{case.call} raised {kind}: {text}"]
 
 
 def judge(assignment: str, cases: list, results: list) -> str | None:

@@ -1,0 +1,762 @@
+"""Known mistakes of the graded functions, and the hint a student gets when their answer makes one.
+
+Each graded function ``(assignment, function)`` has its known mistakes (the realistic ones of
+``tests/wrong_answers.py``, by the same names). A :class:`KnownMistake` holds one kind sentence that
+names the mistake and a small pure function that computes what the mistaken answer returns: the
+reference with one thing changed, with the graded function's own signature.
+
+When a check fails, the grader runs every known mistake of that function on the same inputs; if the
+student's answer equals a mistaken answer (by the function's own comparator and tolerances), the
+message gets that mistake's hint as a line of its own. The student's side (``Exercise.check``) does
+this right away; in a grading run :func:`segedu.grading.plan.build_plan` computes the mistaken
+answers of every case in the trusted process and :func:`segedu.grading.plan.judge` compares, so
+nothing a student wrote runs there. A hint is a fixed sentence: it never shows an input, so hidden
+cases get the same hint.
+
+A mistake whose answer crashes (rather than returning something wrong) is matched by the
+exception's type and message: the mistaken function raises the very error the mistake raises.
+
+A visible case worked out by hand (``reveal=False``) shows no expected value, but still gets its
+hint: a hint names the mistake, never an entry of the answer.
+
+:data:`EXCLUDED` lists the known mistakes that get no hint, each with its reason.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class KnownMistake:
+    """One known mistake of a graded function: its fixture name, its hint and what it returns."""
+
+    name: str        # the Submission's name in tests/wrong_answers.py
+    hint: str        # one kind sentence that names the mistake
+    answer: object   # a function with the graded function's signature: the mistaken answer
+
+
+@dataclass(frozen=True)
+class Raised:
+    """The outcome of a mistaken answer that raises: matched by the exception's type and message."""
+
+    type: str
+    message: str
+
+
+# ----------------------------------------------------------------------------- 00 metrics
+
+def _cm(cm):
+    return np.asarray(cm, dtype=np.float64)
+
+
+def _iou_parts(cm):
+    cm = _cm(cm)
+    intersection = np.diag(cm)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - intersection
+    return cm, intersection, union
+
+
+def cm_transposed(pred, target, num_classes, ignore_index=None):
+    from segedu.metrics import confusion_matrix
+
+    return np.asarray(confusion_matrix(pred, target, num_classes, ignore_index=ignore_index)).T
+
+
+def cm_ignore_not_excluded(pred, target, num_classes, ignore_index=None):
+    pred = np.asarray(pred).astype(np.int64).ravel()
+    target = np.asarray(target).astype(np.int64).ravel()
+    counts = np.bincount(num_classes * target + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def pixel_accuracy_per_class(cm):
+    cm = _cm(cm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(np.diag(cm) / cm.sum(axis=1)))
+
+
+def mean_accuracy_all_classes(cm):
+    cm = _cm(cm)
+    return float(np.mean(np.diag(cm) / np.maximum(cm.sum(axis=1), 1)))
+
+
+def mean_iou_absent_as_zero(cm):
+    _, intersection, union = _iou_parts(cm)
+    return float(np.mean(intersection / np.maximum(union, 1)))
+
+
+def mean_iou_target_classes_only(cm):
+    cm, intersection, union = _iou_parts(cm)
+    present = cm.sum(axis=1) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(intersection[present] / union[present]))
+
+
+def fw_iou_prediction_weights(cm):
+    cm, intersection, union = _iou_parts(cm)
+    present = union > 0
+    predicted_area = cm.sum(axis=0)
+    return float(np.sum(predicted_area[present] * intersection[present] / union[present]) / predicted_area.sum())
+
+
+def fw_iou_absent_class_nan(cm):
+    cm, intersection, union = _iou_parts(cm)
+    target_area = cm.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.sum(target_area * (intersection / union)) / target_area.sum())
+
+
+def dice_is_iou(pred_mask, target_mask):
+    a, b = np.asarray(pred_mask).astype(bool), np.asarray(target_mask).astype(bool)
+    if a.sum() + b.sum() == 0:
+        return 1.0
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def dice_empty_is_zero(pred_mask, target_mask):
+    from segedu.metrics import dice_coefficient
+
+    a, b = np.asarray(pred_mask).astype(bool), np.asarray(target_mask).astype(bool)
+    return 0.0 if a.sum() + b.sum() == 0 else float(dice_coefficient(a, b))
+
+
+# ----------------------------------------------------------------------------- 01 thresholding
+
+def threshold_greater_or_equal(img, t):
+    return np.asarray(img, dtype=float) >= t
+
+
+def _otsu(img, nbins=256, *, value_range=None, edge=False, split_off_by_one=False):
+    img = np.asarray(img, dtype=float)
+    counts, edges = np.histogram(img.ravel(), bins=nbins, range=value_range)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight0 = np.cumsum(counts)
+    weight1 = np.cumsum(counts[::-1])[::-1]
+    mean0 = np.cumsum(counts * centres) / np.maximum(weight0, 1)
+    mean1 = (np.cumsum((counts * centres)[::-1]) / np.maximum(weight1[::-1], 1))[::-1]
+    if split_off_by_one:
+        between = weight0 * weight1 * (mean0 - mean1) ** 2
+    else:
+        between = weight0[:-1] * weight1[1:] * (mean0[:-1] - mean1[1:]) ** 2
+    best = int(np.argmax(between))
+    return float(edges[best + 1] if edge else centres[best])
+
+
+def otsu_returns_bin_edge(img, nbins=256):
+    return _otsu(img, nbins, edge=True)
+
+
+def otsu_fixed_range(img, nbins=256):
+    return _otsu(img, nbins, value_range=(0, 1))
+
+
+def otsu_split_off_by_one(img, nbins=256):
+    return _otsu(img, nbins, split_off_by_one=True)
+
+
+def _adaptive(img, block_size, offset=0, method="mean", *, sign=-1, mean_mode="reflect", sigma=None,
+              cut_at_block=False):
+    from scipy import ndimage as ndi
+
+    img = np.asarray(img, dtype=float)
+    if method == "mean":
+        local = ndi.uniform_filter(img, size=block_size, mode=mean_mode)
+    elif method == "gaussian":
+        extra = {"radius": (block_size - 1) // 2} if cut_at_block else {}
+        local = ndi.gaussian_filter(img, sigma=(block_size - 1) / 6.0 if sigma is None else sigma, mode="reflect",
+                                    **extra)
+    else:
+        raise ValueError(f"method must be 'mean' or 'gaussian', not {method!r}")
+    return img > local + sign * offset
+
+
+def adaptive_offset_added(img, block_size, offset=0, method="mean"):
+    return _adaptive(img, block_size, offset, method, sign=+1)
+
+
+def adaptive_zero_padding(img, block_size, offset=0, method="mean"):
+    return _adaptive(img, block_size, offset, method, mean_mode="constant")
+
+
+def adaptive_sigma_from_block(img, block_size, offset=0, method="mean"):
+    return _adaptive(img, block_size, offset, method, sigma=block_size / 2)
+
+
+def adaptive_gaussian_cut_at_block(img, block_size, offset=0, method="mean"):
+    return _adaptive(img, block_size, offset, method, cut_at_block=True)
+
+
+# ----------------------------------------------------------------------------- 02 edges
+
+def _convolve(img, kernel, *, mode="symmetric", flip=True, extra=0):
+    img = np.asarray(img, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    kh, kw = kernel.shape
+    a, b = kh // 2 + extra, kw // 2 + extra
+    padded = np.pad(img, ((a, a), (b, b)), mode=mode)
+    used = kernel[::-1, ::-1] if flip else kernel
+    out = np.zeros_like(img)
+    height, width = img.shape
+    for u in range(kh):
+        for v in range(kw):
+            out += used[u, v] * padded[u:u + height, v:v + width]
+    return out
+
+
+def convolve_unflipped(img, kernel):
+    return _convolve(img, kernel, flip=False)
+
+
+def convolve_zero_padding(img, kernel):
+    return _convolve(img, kernel, mode="constant")
+
+
+def convolve_reflect_without_edge(img, kernel):
+    return _convolve(img, kernel, mode="reflect")
+
+
+def convolve_pad_off_by_one(img, kernel):
+    return _convolve(img, kernel, extra=1)
+
+
+def sobel_swapped(img):
+    from segedu.classical import sobel
+
+    gx, gy = sobel(img)
+    return gy, gx
+
+
+def sobel_forgets_the_flip(img):
+    from segedu.classical import sobel
+
+    gx, gy = sobel(img)
+    return -np.asarray(gx), gy   # the unflipped x kernel is the flipped one negated
+
+
+def magnitude_without_sqrt(gx, gy):
+    gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
+    return gx ** 2 + gy ** 2
+
+
+NMS_NEIGHBOURS = {0: ((0, -1), (0, 1)), 45: ((-1, -1), (1, 1)), 90: ((-1, 0), (1, 0)), 135: ((-1, 1), (1, -1))}
+
+
+def _nms(magnitude, direction, *, neighbours=NMS_NEIGHBOURS, radians_as_degrees=False, strict=False):
+    magnitude = np.asarray(magnitude, dtype=float)
+    direction = np.asarray(direction, dtype=float)
+    height, width = magnitude.shape
+    degrees = np.mod(direction if radians_as_degrees else np.degrees(direction), 180.0)
+    bins = (np.floor((degrees + 22.5) / 45.0).astype(int) % 4) * 45
+    out = np.zeros_like(magnitude)
+    for r in range(1, height - 1):
+        for c in range(1, width - 1):
+            (dr1, dc1), (dr2, dc2) = neighbours[bins[r, c]]
+            value = magnitude[r, c]
+            first, second = magnitude[r + dr1, c + dc1], magnitude[r + dr2, c + dc2]
+            if (value > first and value > second) if strict else (value >= first and value >= second):
+                out[r, c] = value
+    return out
+
+
+def nms_diagonals_swapped(magnitude, direction):
+    return _nms(magnitude, direction, neighbours={**NMS_NEIGHBOURS, 45: NMS_NEIGHBOURS[135],
+                                                  135: NMS_NEIGHBOURS[45]})
+
+
+def nms_rows_and_columns_swapped(magnitude, direction):
+    return _nms(magnitude, direction, neighbours={**NMS_NEIGHBOURS, 0: NMS_NEIGHBOURS[90], 90: NMS_NEIGHBOURS[0]})
+
+
+def nms_radians_as_degrees(magnitude, direction):
+    return _nms(magnitude, direction, radians_as_degrees=True)
+
+
+def nms_strictly_greater(magnitude, direction):
+    return _nms(magnitude, direction, strict=True)
+
+
+# ----------------------------------------------------------------------------- 03 regions
+
+FOUR = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+EIGHT = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+def _region_grow(img, seed, threshold, connectivity=4, *, running_mean=True, eight_always=False,
+                 depth_first=False, inclusive=False, four=FOUR, eight=EIGHT):
+    from collections import deque
+
+    img = np.asarray(img, dtype=float)
+    offsets = four if connectivity == 4 and not eight_always else eight
+    seed = tuple(seed)
+    height, width = img.shape
+    region = np.zeros(img.shape, dtype=bool)
+    region[seed] = True
+    total, count = img[seed], 1
+    queue = deque([seed])
+    while queue:
+        r, c = queue.pop() if depth_first else queue.popleft()
+        for dr, dc in offsets:
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < height and 0 <= cc < width and not region[rr, cc]:
+                difference = abs(img[rr, cc] - (total / count if running_mean else img[seed]))
+                if difference <= threshold if inclusive else difference < threshold:
+                    region[rr, cc] = True
+                    total += img[rr, cc]
+                    count += 1
+                    queue.append((rr, cc))
+    return region
+
+
+def region_mean_never_updated(img, seed, threshold, connectivity=4):
+    return _region_grow(img, seed, threshold, connectivity, running_mean=False)
+
+
+def region_connectivity_ignored(img, seed, threshold, connectivity=4):
+    return _region_grow(img, seed, threshold, connectivity, eight_always=True)
+
+
+def region_depth_first(img, seed, threshold, connectivity=4):
+    return _region_grow(img, seed, threshold, connectivity, depth_first=True)
+
+
+def region_less_or_equal(img, seed, threshold, connectivity=4):
+    return _region_grow(img, seed, threshold, connectivity, inclusive=True)
+
+
+def region_right_before_left(img, seed, threshold, connectivity=4):
+    return _region_grow(img, seed, threshold, connectivity, four=[(-1, 0), (0, 1), (0, -1), (1, 0)])
+
+
+def region_diagonal_offset_wrong(img, seed, threshold, connectivity=4):
+    eight = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (-1, 1), (1, 0), (1, 1)]   # (1, -1) typed as (-1, 1)
+    return _region_grow(img, seed, threshold, connectivity, eight=eight)
+
+
+def _kmeans(img, k, init, max_iter=100, *, update=True, sort=True):
+    img = np.asarray(img, dtype=float)
+    pixels = img.reshape(img.shape[0] * img.shape[1], -1)
+    centres = np.asarray(init, dtype=float).reshape(k, pixels.shape[1]).copy()
+    labels = None
+    for _ in range(max_iter):
+        distances = ((pixels[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        new_labels = np.argmin(distances, axis=1)
+        if labels is not None and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        if update:
+            centres = np.array([pixels[labels == j].mean(axis=0) for j in range(k)])
+    order = np.argsort(centres.mean(axis=1), kind="stable") if sort else np.arange(k)
+    rank = np.empty(k, dtype=int)
+    rank[order] = np.arange(k)
+    return rank[labels].reshape(img.shape[:2]), centres[order]
+
+
+def kmeans_never_updates_centres(img, k, init, max_iter=100):
+    return _kmeans(img, k, init, max_iter, update=False)
+
+
+def kmeans_unsorted(img, k, init, max_iter=100):
+    return _kmeans(img, k, init, max_iter, sort=False)
+
+
+# ----------------------------------------------------------------------------- 04 transpose convolution
+
+def conv_size_without_plus_one(n, k, stride=1, padding=0, dilation=1):
+    return (n + 2 * padding - dilation * (k - 1) - 1) // stride
+
+
+def conv_size_ignores_dilation(n, k, stride=1, padding=0, dilation=1):
+    return (n + 2 * padding - k) // stride + 1
+
+
+def conv_size_true_division(n, k, stride=1, padding=0, dilation=1):
+    return (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1
+
+
+def conv_size_float_floor(n, k, stride=1, padding=0, dilation=1):
+    return float(np.floor((n + 2 * padding - dilation * (k - 1) - 1) / stride) + 1)
+
+
+def transpose_size_float(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    return 1.0 * (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
+def transpose_size_adds_padding(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    return (n - 1) * stride + 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
+def _transpose(x, kernel, stride=1, padding=0, output_padding=0, *, overwrite=False, stride_on_kernel=False,
+               pad_instead_of_crop=False, use_output_padding=True):
+    x = np.asarray(x, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    h, w = x.shape
+    kh, kw = kernel.shape
+    extra = output_padding if use_output_padding else 0
+    full_h, full_w = (h - 1) * stride + kh + extra, (w - 1) * stride + kw + extra
+    canvas = np.zeros((full_h, full_w))
+    for i in range(h):
+        for j in range(w):
+            r, c = (i, j) if stride_on_kernel else (i * stride, j * stride)
+            if overwrite:
+                canvas[r:r + kh, c:c + kw] = x[i, j] * kernel
+            else:
+                canvas[r:r + kh, c:c + kw] += x[i, j] * kernel
+    if pad_instead_of_crop:
+        return np.pad(canvas, padding)
+    return canvas[padding:full_h - padding, padding:full_w - padding]
+
+
+def transpose_missing_overlap_sum(x, kernel, stride=1, padding=0, output_padding=0):
+    return _transpose(x, kernel, stride, padding, output_padding, overwrite=True)
+
+
+def transpose_stride_on_kernel(x, kernel, stride=1, padding=0, output_padding=0):
+    return _transpose(x, kernel, stride, padding, output_padding, stride_on_kernel=True)
+
+
+def transpose_pads_instead_of_cropping(x, kernel, stride=1, padding=0, output_padding=0):
+    return _transpose(x, kernel, stride, padding, output_padding, pad_instead_of_crop=True)
+
+
+def transpose_ignores_output_padding(x, kernel, stride=1, padding=0, output_padding=0):
+    return _transpose(x, kernel, stride, padding, output_padding, use_output_padding=False)
+
+
+def stride2_forgot_an_overlap():
+    """The hand-worked example with one contribution missing where the four blocks overlap
+    (the centre): x[0, 0] * kernel[2, 2] is left out there."""
+    from segedu.grading.exercises import STRIDE2_INPUT, STRIDE2_KERNEL, stride2_example
+
+    answer = np.array(stride2_example(), dtype=float)
+    answer[2, 2] -= STRIDE2_INPUT[0][0] * STRIDE2_KERNEL[2][2]
+    return answer
+
+
+# ----------------------------------------------------------------------------- 05 FCN
+
+def linear_reshape_channels_last(weight, in_channels, height, width):
+    import torch
+
+    weight = torch.as_tensor(weight)
+    return weight.reshape(weight.shape[0], height, width, in_channels).permute(0, 3, 1, 2)
+
+
+def _bilinear(in_ch, out_ch, k, *, odd_centre_always=False, every_pair=False):
+    import torch
+
+    factor = (k + 1) // 2
+    centre = factor - 1 if (k % 2 == 1 or odd_centre_always) else factor - 0.5
+    tent = 1 - torch.abs(torch.arange(k, dtype=torch.float32) - centre) / factor
+    weight = torch.zeros(in_ch, out_ch, k, k)
+    if every_pair:
+        weight[:, :] = torch.outer(tent, tent)
+    else:
+        for i in range(min(in_ch, out_ch)):
+            weight[i, i] = torch.outer(tent, tent)
+    return weight
+
+
+def bilinear_odd_centre_always(in_ch, out_ch, k):
+    return _bilinear(in_ch, out_ch, k, odd_centre_always=True)
+
+
+def bilinear_fills_every_channel_pair(in_ch, out_ch, k):
+    return _bilinear(in_ch, out_ch, k, every_pair=True)
+
+
+def fuse_skips_pool3(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    return upscore(upscore_pool4(upscore2(score32) + score16))
+
+
+def fuse_reuses_one_upsampler(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    return upscore(upscore2(upscore2(score32) + score16) + score8)
+
+
+# ----------------------------------------------------------------------------- 11 COCO
+
+def frequency_counts_crowds(coco):
+    return np.array([len(coco.getAnnIds(catIds=[c])) for c in sorted(coco.getCatIds())], dtype=np.int64)
+
+
+def instances_count_crowds(coco):
+    return np.array([len(coco.getAnnIds(imgIds=[i])) for i in sorted(coco.getImgIds())], dtype=np.int64)
+
+
+def sizes_from_boxes(coco):
+    areas = np.array([coco.anns[i]["bbox"][2] * coco.anns[i]["bbox"][3] for i in coco.getAnnIds(iscrowd=False)],
+                     dtype=float)
+    small = np.sum(areas < 32 ** 2)
+    large = np.sum(areas >= 96 ** 2)
+    return np.array([small, len(areas) - small - large, large], dtype=np.int64)
+
+
+def sizes_small_inclusive(coco):
+    areas = np.array([coco.anns[i]["area"] for i in coco.getAnnIds(iscrowd=False)], dtype=float)
+    small = np.sum(areas <= 32 ** 2)
+    large = np.sum(areas >= 96 ** 2)
+    return np.array([small, len(areas) - small - large, large], dtype=np.int64)
+
+
+def cooccurrence_counts_objects(coco):
+    cat_ids = sorted(coco.getCatIds())
+    counts = np.array([[len(coco.getAnnIds(imgIds=[i], catIds=[c], iscrowd=False)) for c in cat_ids]
+                       for i in sorted(coco.getImgIds())])
+    return counts.T @ counts
+
+
+def crowds_inverted(coco):
+    return np.array([len(coco.getAnnIds(catIds=[c], iscrowd=False)) for c in sorted(coco.getCatIds())],
+                    dtype=np.int64)
+
+
+def _label_map(coco, image_id, size, *, category_ids=False, crowd_label=255, corners=False, file_order=False,
+               crowd_on_top=False):
+    index = {c: k + 1 for k, c in enumerate(sorted(coco.getCatIds()))}
+    info = coco.imgs[image_id]
+    height, width = info["height"], info["width"]
+    labels = np.zeros((height, width), dtype=np.int64)
+    covered = np.zeros((height, width), dtype=bool)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+    objects = [a for a in anns if not a["iscrowd"]]
+    for ann in objects if file_order else sorted(objects, key=lambda a: -a["area"]):
+        mask = coco.annToMask(ann).astype(bool)
+        labels[mask] = ann["category_id"] if category_ids else index[ann["category_id"]]
+        covered |= mask
+    for ann in (a for a in anns if a["iscrowd"]):
+        labels[coco.annToMask(ann).astype(bool) & (True if crowd_on_top else ~covered)] = crowd_label
+    shift = 0.0 if corners else 0.5
+    rows = np.minimum(((np.arange(size[0]) + shift) * height / size[0]).astype(int), height - 1)
+    cols = np.minimum(((np.arange(size[1]) + shift) * width / size[1]).astype(int), width - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def label_map_category_ids(coco, image_id, size):
+    return _label_map(coco, image_id, size, category_ids=True)
+
+
+def label_map_crowds_as_background(coco, image_id, size):
+    return _label_map(coco, image_id, size, crowd_label=0)
+
+
+def label_map_samples_corners(coco, image_id, size):
+    return _label_map(coco, image_id, size, corners=True)
+
+
+def label_map_file_order(coco, image_id, size):
+    return _label_map(coco, image_id, size, file_order=True)
+
+
+def label_map_crowd_over_objects(coco, image_id, size):
+    return _label_map(coco, image_id, size, crowd_on_top=True)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def _m(function, hint: str) -> KnownMistake:
+    return KnownMistake(function.__name__, hint, function)
+
+
+A00, A01, A02, A03, A04, A05, A11 = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions",
+                                     "04_transpose_convolution", "05_fcn", "11_coco_eda")
+
+MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
+    (A00, "confusion_matrix"): (
+        _m(cm_transposed, "Hint: this is the transpose of the confusion matrix: the target class goes on the "
+                          "rows (cm[target, pred]), the prediction on the columns."),
+        _m(cm_ignore_not_excluded, "Hint: the pixels whose target is ignore_index are still counted: drop them "
+                                   "(from pred and target) before counting."),
+    ),
+    (A00, "pixel_accuracy"): (
+        _m(pixel_accuracy_per_class, "Hint: this averages the per-class accuracies; pixel accuracy counts "
+                                     "pixels: the diagonal's sum over the sum of all entries."),
+    ),
+    (A00, "mean_accuracy"): (
+        _m(mean_accuracy_all_classes, "Hint: a class absent from the target (its row is all zeros) is "
+                                      "averaged in as accuracy 0: average only the classes present in the target."),
+    ),
+    (A00, "mean_iou"): (
+        _m(mean_iou_absent_as_zero, "Hint: classes absent from both maps (union 0) are averaged in as IoU 0: "
+                                    "leave them out of the mean."),
+        _m(mean_iou_target_classes_only, "Hint: only the classes of the target are averaged: a class that "
+                                         "occurs only in the prediction counts too (its IoU is 0)."),
+    ),
+    (A00, "frequency_weighted_iou"): (
+        _m(fw_iou_prediction_weights, "Hint: the weights come from the prediction (column sums); frequency "
+                                      "weights are the target's class frequencies (row sums)."),
+        _m(fw_iou_absent_class_nan, "Hint: a class in neither map has union 0, and 0/0 = NaN spoils the sum: "
+                                    "leave classes with an empty union out."),
+    ),
+    (A00, "dice_coefficient"): (
+        _m(dice_is_iou, "Hint: this is the IoU (intersection over union); Dice is 2|A and B| / (|A| + |B|)."),
+        _m(dice_empty_is_zero, "Hint: two empty masks agree perfectly: their Dice coefficient is 1, not 0."),
+    ),
+    (A01, "threshold"): (
+        _m(threshold_greater_or_equal, "Hint: pixels equal to the threshold are counted as foreground: use a "
+                                       "strict img > t."),
+    ),
+    (A01, "otsu_threshold"): (
+        _m(otsu_returns_bin_edge, "Hint: this is the upper edge of the best bin; return the centre of that "
+                                  "bin."),
+        _m(otsu_fixed_range, "Hint: the histogram spans [0, 1]; let it span the image's own range "
+                             "[min, max] (np.histogram's default)."),
+        _m(otsu_split_off_by_one, "Hint: bin k is counted in both classes; split after bin k: class 0 is bins "
+                                  "0..k, class 1 is bins k+1..L-1."),
+    ),
+    (A01, "adaptive_threshold"): (
+        _m(adaptive_offset_added, "Hint: the offset is added to the local mean; subtract it: img > local - "
+                                  "offset."),
+        _m(adaptive_zero_padding, "Hint: the local mean is padded with zeros at the border; reflect the image "
+                                  "there (mode=\"reflect\")."),
+        _m(adaptive_sigma_from_block, "Hint: the Gaussian's sigma is block_size / 2; use sigma = "
+                                      "(block_size - 1) / 6."),
+        _m(adaptive_gaussian_cut_at_block, "Hint: the Gaussian is cut off at the block_size window; use the "
+                                           "whole Gaussian (gaussian_filter's default radius)."),
+    ),
+    (A02, "convolve2d"): (
+        _m(convolve_unflipped, "Hint: this is the cross-correlation: did you flip the kernel "
+                               "(kernel[::-1, ::-1])?"),
+        _m(convolve_zero_padding, "Hint: the border is padded with zeros; reflect the image there "
+                                  "(np.pad mode=\"symmetric\")."),
+        _m(convolve_reflect_without_edge, "Hint: np.pad's mode=\"reflect\" skips the edge pixel; "
+                                          "mode=\"symmetric\" repeats it, as asked."),
+        _m(convolve_pad_off_by_one, "Hint: the image is padded by one pixel too many: pad by kh // 2 rows and "
+                                    "kw // 2 columns."),
+    ),
+    (A02, "sobel"): (
+        _m(sobel_swapped, "Hint: gx and gy are swapped: return (gx, gy), gx being the derivative along the "
+                          "columns."),
+        _m(sobel_forgets_the_flip, "Hint: gx has the wrong sign: convolve2d flips its kernel, so flip the "
+                                   "Sobel kernel first to get the correlation."),
+    ),
+    (A02, "gradient_magnitude"): (
+        _m(magnitude_without_sqrt, "Hint: this is gx^2 + gy^2; the magnitude is its square root."),
+    ),
+    (A02, "non_maximum_suppression"): (
+        _m(nms_diagonals_swapped, "Hint: the diagonal neighbours of the 45 and 135 degree bins are swapped."),
+        _m(nms_rows_and_columns_swapped, "Hint: the neighbours of the 0 and 90 degree bins are swapped: a 0 "
+                                         "degree gradient compares left and right."),
+        _m(nms_radians_as_degrees, "Hint: the direction is in radians: convert it with np.degrees before "
+                                   "quantising."),
+        _m(nms_strictly_greater, "Hint: a pixel equal to a neighbour is suppressed: keep it (>=, not >)."),
+    ),
+    (A03, "region_grow"): (
+        _m(region_mean_never_updated, "Hint: pixels are compared with the seed's intensity only; compare with "
+                                      "the running mean of the region as it grows."),
+        _m(region_connectivity_ignored, "Hint: this region uses 8 neighbours whatever connectivity says."),
+        _m(region_depth_first, "Hint: this grows depth-first (a stack); grow breadth-first (a queue, "
+                               "popleft), since the running mean depends on the order."),
+        _m(region_less_or_equal, "Hint: a pixel whose difference equals the threshold joins; it must be "
+                                 "strictly below (<, not <=)."),
+        _m(region_right_before_left, "Hint: the neighbours are visited in another order; visit up, left, right, "
+                                     "down, since the running mean depends on the order."),
+        _m(region_diagonal_offset_wrong, "Hint: one diagonal neighbour is missing from the 8-neighbourhood "
+                                         "(one offset is typed twice): list all eight."),
+    ),
+    (A03, "kmeans_segment"): (
+        _m(kmeans_never_updates_centres, "Hint: the centres never move: after each assignment, set each centre "
+                                         "to the mean of its pixels."),
+        _m(kmeans_unsorted, "Hint: the clusters are not numbered by brightness: sort the centres by their mean "
+                            "and relabel."),
+    ),
+    (A04, "conv_output_size"): (
+        _m(conv_size_without_plus_one, "Hint: one short: the first window position counts too (+ 1)."),
+        _m(conv_size_ignores_dilation, "Hint: the dilation is ignored: a dilated kernel spans "
+                                       "dilation * (k - 1) + 1 pixels."),
+        _m(conv_size_true_division, "Hint: / gives a float and keeps the fraction; use integer division //, "
+                                    "which takes the floor."),
+        _m(conv_size_float_floor, "Hint: np.floor returns a float; use integer division // to get an int."),
+    ),
+    (A04, "conv_transpose_output_size"): (
+        _m(transpose_size_adds_padding, "Hint: the padding is added; a transpose convolution crops it: "
+                                        "- 2 * padding."),
+        _m(transpose_size_float, "Hint: the size is a float; return an int (no float factor or /)."),
+    ),
+    (A04, "conv_transpose2d"): (
+        _m(transpose_missing_overlap_sum, "Hint: overlapping blocks overwrite each other; add them (+=)."),
+        _m(transpose_stride_on_kernel, "Hint: the blocks are placed one pixel apart; place block (i, j) at "
+                                       "(i * stride, j * stride)."),
+        _m(transpose_pads_instead_of_cropping, "Hint: padding is added around the result; a transpose "
+                                               "convolution crops padding rows and columns instead."),
+        _m(transpose_ignores_output_padding, "Hint: output_padding is ignored: it adds rows and columns at the "
+                                             "bottom and on the right."),
+    ),
+    (A04, "stride2_example"): (
+        _m(stride2_forgot_an_overlap, "Hint: where several blocks overlap, every block's contribution must be "
+                                      "added: check those entries again."),
+    ),
+    (A05, "linear_to_conv_weight"): (
+        _m(linear_reshape_channels_last, "Hint: the flattened map is read as (h, w, C); PyTorch flattens "
+                                         "(C, h, w), so reshape to (M, C, h, w) directly."),
+    ),
+    (A05, "bilinear_kernel"): (
+        _m(bilinear_odd_centre_always, "Hint: an even k has its centre between two pixels: factor - 0.5, "
+                                       "not factor - 1."),
+        _m(bilinear_fills_every_channel_pair, "Hint: the filter is at every [i, j], which mixes channels; put "
+                                              "it only at [i, i]."),
+    ),
+    (A05, "fcn8s_fuse"): (
+        _m(fuse_skips_pool3, "Hint: this is FCN-16s: add the pool3 scores (score8) after the second 2x "
+                             "upsampling."),
+        _m(fuse_reuses_one_upsampler, "Hint: upscore2 is used for both 2x steps; the second one is "
+                                      "upscore_pool4."),
+    ),
+    (A11, "class_frequency"): (
+        _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),
+    ),
+    (A11, "instances_per_image"): (
+        _m(instances_count_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),
+    ),
+    (A11, "size_class_counts"): (
+        _m(sizes_from_boxes, "Hint: the sizes come from the box (w * h); COCO's size classes use the mask "
+                             "area, ann[\"area\"]."),
+        _m(sizes_small_inclusive, "Hint: an area of exactly 32 ** 2 counts as small here; small is area < 32 ** 2 "
+                                  "(and large is area >= 96 ** 2)."),
+    ),
+    (A11, "cooccurrence_matrix"): (
+        _m(cooccurrence_counts_objects, "Hint: this multiplies object counts; count images that hold both "
+                                        "categories at least once."),
+    ),
+    (A11, "crowd_counts"): (
+        _m(crowds_inverted, "Hint: these are the objects (iscrowd=False); count the crowds (iscrowd=True)."),
+    ),
+    (A11, "label_map"): (
+        _m(label_map_category_ids, "Hint: COCO's category ids are used as labels; they are not contiguous: "
+                                   "label k + 1 is the k-th category id in increasing order."),
+        _m(label_map_crowds_as_background, "Hint: crowd regions are background here; they get the ignore "
+                                           "label 255."),
+        _m(label_map_samples_corners, "Hint: resizing samples pixel corners; sample pixel centres: "
+                                      "(i + 0.5) * height / size[0]."),
+        _m(label_map_file_order, "Hint: the objects are painted in the file's order; paint the largest first, "
+                                 "so that small objects on top stay visible."),
+        _m(label_map_crowd_over_objects, "Hint: crowd regions are painted over the objects; the ignore label 255 "
+                                         "goes only where no object is."),
+    ),
+}
+
+# Known mistakes without a hint, and why (the test of the registry requires a reason for each).
+EXCLUDED: dict[tuple[str, str], str] = {}
+
+
+def mistakes(assignment: str, function: str) -> tuple[KnownMistake, ...]:
+    """The known mistakes of ``(assignment, function)`` (empty when it has none)."""
+    return MISTAKES.get((assignment, function), ())
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if type(value).__module__.startswith("torch"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def outcome(mistake: KnownMistake, args: tuple, kwargs: dict):
+    """What ``mistake`` returns on copies of the inputs (a :class:`Raised` if it raises)."""
+    try:
+        return _plain(mistake.answer(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+    except Exception as error:   # the mistake's own crash is its outcome
+        return Raised(type(error).__name__, str(error))
