@@ -25,14 +25,26 @@ _COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/
 EXTRA_IMPORTS = {"coco": ("fiftyone",)}
 
 
+#: what a setup cell prints after installing an extra that changes packages Colab had already loaded
+#: (segedu.instructor.colab_versions.KNOWN_COCO_CHANGES lists them and why).
+RESTART_NOTES = {
+    "coco": "FiftyOne upgrades some of Colab's packages (Pillow among them). If an import below fails, "
+            "choose Runtime > Restart session and run the notebook again from the top.",
+}
+
+
 def setup_cell_source(extras=()) -> str:
-    return (
+    notes = [RESTART_NOTES[extra] for extra in sorted(extras) if extra in RESTART_NOTES]
+    source = (
         f"{SETUP_MARK}\n"
         "import subprocess, sys\n"
         'if "google.colab" in sys.modules:\n'
         '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", '
         f'"{_course.pip_requirement(extras)}"], check=True)'
     )
+    for note in notes:
+        source += f"\n    print({note!r})"
+    return source
 
 
 def imported_modules(notebook) -> set[str]:
