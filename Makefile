@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FIFTYONE_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade
+.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade mutants
 
 # PYTHONWARNINGS=ignore: setuptools warns that any editable install could be shadowed by a same-named
 # folder, which a newcomer can't act on.
@@ -39,6 +39,9 @@ release: $(VENV)/.installed  ## regenerate exercises/ from solutions/
 
 check-release: $(VENV)/.installed  ## fail if exercises/ is stale
 	$(PY) -m segedu.instructor check-release
+
+mutants: $(VENV)/.installed  ## mutation testing of the graded notebooks: fails below 90 % killed per exercise (ARGS="03_regions")
+	$(PY) -m segedu.instructor mutants $(ARGS)
 
 selfcheck: $(VENV)/.installed
 	$(PY) -m segedu.instructor selfcheck

@@ -361,6 +361,26 @@ def test_every_graded_function_has_a_known_mistake():
         assert all(f in WRONG_ANSWERS[assignment] for f in fixtures)
 
 
+def test_every_graded_function_has_two_correct_answers_written_differently():
+    """tests/correct_answers.py: two independent correct answers per graded function, none a copy of the solution."""
+    from correct_answers import CORRECT_ANSWERS, alternatives
+
+    from segedu.instructor.notebooks import solution_answers
+
+    found = alternatives()
+    assert set(found) == set(GRADED)
+    for (assignment, name), answers in found.items():
+        assert len(answers) >= 2, (assignment, name)
+    for assignment, submissions in CORRECT_ANSWERS.items():
+        import nbformat
+
+        solution = solution_answers(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
+        codes = [s.replace for s in submissions]
+        for name in solution:
+            texts = [solution[name]] + [code[name] for code in codes]
+            assert len(set(texts)) == len(texts), f"{assignment}:{name}: a correct answer repeats another"
+
+
 @pytest.mark.parametrize("assignment,name", GRADED, ids=IDS)
 def test_correct_answer_passes_and_check_returns_none(assignment, name):
     ex = exercise(assignment)
@@ -997,7 +1017,7 @@ def test_registry_entries_are_well_formed(assignment):
             assert len(comparators) == len(graded.outputs)
         for comparator_name in comparators:
             comparator = getattr(_compare, comparator_name, None)
-            assert callable(comparator) and comparator_name in ("exact", "close", "binary_mask"), comparator_name
+            assert callable(comparator) and comparator_name in ("exact", "close", "binary_mask", "integer"), comparator_name
         assert isinstance(graded.options, dict)
         if graded.extra is not None:
             assert callable(_resolve(graded.extra))
@@ -1041,3 +1061,93 @@ def test_a_pair_filed_twice_is_an_error():
         book.add("06_first", "dice_loss", Submission("another", "another mistake"))
     with pytest.raises(ValueError, match="two fixtures"):  # one student id per course folder
         book.add("06_first", "iou_loss", Submission("sums_instead_of_averages", "same id"))
+
+
+# ----------------------------------------------------------------------------- the plan: one behaviour per cell
+
+def _case_kind(case) -> tuple:
+    """What a case exercises beyond its data: the function, which options it passes, and the value of
+    every option that selects a behaviour (a string or a bool, such as ``method="gaussian"``)."""
+    chosen = tuple(sorted((k, v) for k, v in case.kwargs.items() if isinstance(v, (str, bool))))
+    positional = tuple(a for a in case.args if isinstance(a, (str, bool)))
+    return case.graded, tuple(sorted(case.kwargs)), chosen, positional
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(assignment):
+    import nbformat
+
+    from segedu.grading.plan import build_plan
+
+    notebook = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    return build_plan(notebook, assignment, DEFAULT_GRADING_SEED)
+
+
+@pytest.mark.parametrize("assignment", sorted(EXERCISES))
+def test_every_hidden_case_has_a_visible_sibling_in_its_own_cell(assignment):
+    """A hidden case tests the behaviour of the cell it sits in: a visible case of the same cell calls the
+    same function with the same options (a hidden Gaussian case in the offset cell would cost a student
+    who got the Gaussian wrong the offset point too, under the offset cell's name)."""
+    for grade_id, cases in _plan(assignment).cells.items():
+        visible = {_case_kind(c) for c in cases if not c.hidden}
+        assert visible, f"{assignment}:{grade_id} has no visible case: a student cannot see what it tests"
+        for case in cases:
+            if case.hidden:
+                assert _case_kind(case) in visible, (
+                    f"{assignment}:{grade_id}: the hidden case {case.case!r} is of a kind no visible case of the "
+                    f"cell shows ({_case_kind(case)}); move it to the cell of its behaviour or add a visible sibling")
+
+
+def test_the_sibling_rule_catches_a_hidden_case_in_the_wrong_cell():
+    """The rule above, on the mistake it was written for: a Gaussian case hidden in the mean-only offset cell."""
+    from segedu.grading.plan import Case
+
+    visible = Case("adaptive_threshold", "adaptive_threshold", (np.zeros((3, 3)), 15), {"offset": 0.05, "method": "mean"},
+                   "page", hidden=False, reveal=True, call="")
+    hidden = Case("adaptive_threshold", "adaptive_threshold", (np.zeros((3, 3)), 9),
+                  {"offset": -0.05, "method": "gaussian"}, "page", hidden=True, reveal=False, call="")
+    assert _case_kind(hidden) != _case_kind(visible)
+    assert _case_kind(Case(**{**hidden.__dict__, "kwargs": {"offset": -0.05, "method": "mean"}})) == _case_kind(visible)
+
+
+def test_gaussian_text_states_the_reference_definition():
+    """Exercise 01 defines the Gaussian mean as the reference computes it: sigma, the truncation radius and
+    the border mode, and says that it reaches past the block (a block-sized Gaussian is another statistic)."""
+    import nbformat
+
+    notebook = nbformat.read(SOLUTIONS / "01_thresholding" / "01_thresholding.ipynb", as_version=4)
+    text = next(c.source for c in notebook.cells if c.cell_type == "markdown" and "Adaptive thresholding" in c.source)
+    for phrase in ("(b - 1)/6", "4\\sigma + 0.5", "truncate=4.0", "reflect", "past"):
+        assert phrase in text, phrase
+
+
+def test_gaussian_cut_at_the_block_fails_a_visible_case():
+    """The separating visible case: a Gaussian cut off at the b x b window loses the Gaussian cell visibly."""
+    from scipy import ndimage as ndi
+
+    def cut_at_block(img, block_size, offset=0, method="mean"):
+        img = np.asarray(img, dtype=float)
+        local = ndi.gaussian_filter(img, (block_size - 1) / 6, mode="reflect", radius=(block_size - 1) // 2)
+        return img > local - offset
+
+    visible = [c for c in _plan("01_thresholding").cells["test_adaptive_gaussian"] if not c.hidden]
+    ex = ex01()
+    failures = 0
+    for case in visible:
+        try:
+            ex.check("adaptive_threshold", cut_at_block, *case.args, case=case.case, **case.kwargs)
+        except AssertionError:
+            failures += 1
+    assert failures >= 1
+
+
+@pytest.mark.parametrize("name,value", [("conv_output_size", 3.0), ("conv_transpose_output_size", 8.0)])
+def test_output_sizes_must_be_ints(name, value):
+    """Exercise 04 asks for Python ints: the right size as a float fails, an int or numpy int passes."""
+    ex = exercise("04_transpose_convolution")
+    args = {"conv_output_size": ((8, 3), {"stride": 2}), "conv_transpose_output_size": ((3, 3), {"stride": 2,
+            "padding": 1, "output_padding": 1, "dilation": 2})}[name]
+    with pytest.raises(AssertionError, match="int"):
+        ex.check(name, lambda *a, **k: value, *args[0], case="float", **args[1])
+    ex.check(name, lambda *a, **k: int(value), *args[0], case="int", **args[1])
+    ex.check(name, lambda *a, **k: np.int64(value), *args[0], case="numpy int", **args[1])

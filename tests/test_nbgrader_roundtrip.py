@@ -1,8 +1,9 @@
 """The grading contract, proved through nbgrader's real command line in a temporary course folder.
 
 For every assignment one ``nbgrader autograde`` run grades: the solution filled into the student
-version as a student would, the untouched student version, and every fixture of
-``wrong_answers.py`` (realistic mistakes, delegation to the reference, deleted and edited test cells).
+version as a student would, the untouched student version, every fixture of ``wrong_answers.py``
+(realistic mistakes, delegation to the reference, deleted and edited test cells) and the correct
+answers of ``correct_answers.py`` (every function written another way, twice: full marks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from segedu.instructor.course import read_notebook
 from segedu.instructor.nbgrader_run import CourseCopy
 from segedu.instructor.notebooks import assignment_ids, fill_in, solution_answers
 
+from correct_answers import CORRECT_ANSWERS
 from wrong_answers import WRONG_ANSWERS
 
 pytestmark = pytest.mark.nbgrader
@@ -57,7 +59,7 @@ def graded(tmp_path_factory):
         answers = solution_answers(read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb"))
         course.submit(assignment, SOLUTION, fill_in(release_notebook, answers))
         course.submit(assignment, UNTOUCHED, copy.deepcopy(release_notebook))
-        for submission in WRONG_ANSWERS[assignment]:
+        for submission in WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment]:
             course.submit(assignment, submission.name, build_submission(release_notebook, answers, submission))
         return course, course.autograde(assignment)
 
@@ -109,12 +111,26 @@ def test_fixture_scores_as_intended(graded, assignment, submission):
     assert result.auto_score < solution.auto_score
 
 
+@pytest.mark.parametrize(
+    "assignment, submission",
+    [(a, s) for a in ASSIGNMENTS for s in CORRECT_ANSWERS[a]],
+    ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in CORRECT_ANSWERS[a]],
+)
+def test_correct_answers_written_differently_get_full_marks(graded, assignment, submission):
+    """Tightened tests must not reject a right answer written another way (loops, other formulas)."""
+    _, scores = graded(assignment)
+    result = scores[submission.name]
+    assert submission.full_marks and set(submission.replace) == set(solution_answers(read_notebook(
+        ROOT / "solutions" / assignment / f"{assignment}.ipynb"))), "a correct answer rewrites every answer cell"
+    assert result.auto_score == result.auto_max, f"{submission.why}: lost {result.lost()}"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_hides_hidden_tests(graded, assignment):
     course, _ = graded(assignment)
     feedback = course.feedback(assignment)
     pages = sorted(feedback.glob(f"*/{assignment}/*.html"))
-    assert len(pages) == 2 + len(WRONG_ANSWERS[assignment])
+    assert len(pages) == 2 + len(WRONG_ANSWERS[assignment]) + len(CORRECT_ANSWERS[assignment])
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert "HIDDEN TESTS" not in html, page

@@ -229,9 +229,9 @@ EXERCISES = registry(
     ExerciseSpec(
         assignment="04_transpose_convolution",
         functions=(
-            ("conv_output_size", GradedFunction("segedu.conv:conv_output_size", compare="exact")),
+            ("conv_output_size", GradedFunction("segedu.conv:conv_output_size", compare="integer")),
             ("conv_transpose_output_size", GradedFunction("segedu.conv:conv_transpose_output_size",
-                                                          compare="exact")),
+                                                          compare="integer")),
             ("conv_transpose2d", GradedFunction("segedu.grading.exercises:single_channel_conv_transpose2d",
                                                 delegates_to=_CONV)),
             ("stride2_example", GradedFunction("segedu.grading.exercises:stride2_example", delegates_to=_CONV)),

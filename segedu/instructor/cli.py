@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
     commands.add_parser("check-release", help="fail if exercises/ is stale")
     commands.add_parser("selfcheck", help="autograde each solution and untouched release")
+    mutants = commands.add_parser("mutants", help="mutation testing: do the test cells fail slightly wrong answers?")
+    mutants.add_argument("assignments", nargs="*", help="assignment ids (default: every graded exercise)")
+    mutants.add_argument("--max-per-exercise", type=int, default=None,
+                         help="grade a fixed-seed sample of this many mutants per exercise (0: all)")
+    mutants.add_argument("--timeout", type=float, default=None, help="seconds per mutant before it counts as killed")
+    mutants.add_argument("--only", help="grade only the mutants whose id contains this text")
+    mutants.add_argument("--jobs", type=int, default=2, help="exercises graded at the same time (default 2)")
     links = commands.add_parser("links", help="rewrite Colab badges and setup cells from segedu/_course.py")
     links.add_argument("--check", action="store_true", help="only report differences")
     grade = commands.add_parser("grade", help="autograde an LMS download: feedback, grades.csv, Canvas import")
@@ -110,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         checks = [self_check(root, _workdir(root, f"selfcheck-{a}"), a) for a in assignment_ids(root)]
         print(format_table([], checks))
         return 0 if all(c.ok for c in checks) else 1
+    if args.command == "mutants":
+        from . import mutants as mutation
+
+        limit = mutation.MAX_PER_EXERCISE if args.max_per_exercise is None else args.max_per_exercise
+        timeout = mutation.TIMEOUT_S if args.timeout is None else args.timeout
+        return mutation.mutants_command(root, args.assignments, limit=limit, timeout=timeout, only=args.only,
+                                        jobs=args.jobs)
     if args.command == "grade":
         from .grade import grade as grade_run
 

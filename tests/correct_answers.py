@@ -1,0 +1,722 @@
+"""Correct answers written differently from the solutions: each must keep full marks.
+
+Tightened tests must not reject a right answer that is written another way (loops instead of
+vectorised code, another formula, another numpy function). For every graded function there are
+two independently written correct answers, here as two whole submissions per assignment:
+``correct_a`` and ``correct_b`` each replace *every* answer cell of the notebook with code of its
+own (``Submission.replace``, grade id -> the code a student would type, ``full_marks=True``), so
+one nbgrader submission checks one alternative of every function at once. They are graded with
+the wrong answers, through real nbgrader (``tests/test_nbgrader_roundtrip.py``) and through the
+mutation tool's in-process grading (``tests/test_mutants.py``).
+
+:data:`CORRECT_ANSWERS` lists them by assignment; :func:`alternatives` gives the pairs
+``(assignment, function) -> the answers that cover it``, which ``tests/test_mutants.py`` checks
+against the registry of graded functions (two per function).
+
+The one thing these answers share with the solutions is the specification in the notebook's text:
+they are written from it, not from the solution's code.
+"""
+
+from __future__ import annotations
+
+from wrong_answers import Submission
+
+# ----------------------------------------------------------------------------- 00 metrics
+
+METRICS_A = {
+    "confusion_matrix": '''def confusion_matrix(pred, target, num_classes, ignore_index=None):
+    """cm[i, j] = number of pixels of target class i predicted as class j."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for p, t in zip(np.asarray(pred).ravel().tolist(), np.asarray(target).ravel().tolist()):
+        if ignore_index is not None and t == ignore_index:
+            continue
+        cm[t, p] += 1
+    return cm
+''',
+    "pixel_accuracy": '''def pixel_accuracy(cm):
+    """Fraction of all counted pixels that are classified correctly."""
+    cm = np.asarray(cm, dtype=np.float64)
+    correct = sum(cm[i, i] for i in range(cm.shape[0]))
+    return float(correct / np.sum(cm))
+''',
+    "mean_accuracy": '''def mean_accuracy(cm):
+    """Per-class accuracy n_ii / t_i, averaged over classes present in the target."""
+    cm = np.asarray(cm, dtype=np.float64)
+    accuracies = []
+    for i in range(cm.shape[0]):
+        total = cm[i].sum()
+        if total > 0:
+            accuracies.append(cm[i, i] / total)
+    return float(sum(accuracies) / len(accuracies))
+''',
+    "mean_iou": '''def mean_iou(cm):
+    """IoU per class, averaged over classes present in the target or the prediction."""
+    cm = np.asarray(cm, dtype=np.float64)
+    ious = []
+    for i in range(cm.shape[0]):
+        union = cm[i, :].sum() + cm[:, i].sum() - cm[i, i]
+        if union > 0:
+            ious.append(cm[i, i] / union)
+    return float(np.mean(ious))
+''',
+    "frequency_weighted_iou": '''def frequency_weighted_iou(cm):
+    """IoU per class weighted by the class frequency in the target."""
+    cm = np.asarray(cm, dtype=np.float64)
+    total = cm.sum()
+    score = 0.0
+    for i in range(cm.shape[0]):
+        union = cm[i, :].sum() + cm[:, i].sum() - cm[i, i]
+        if union > 0:
+            score += cm[i, :].sum() / total * cm[i, i] / union
+    return float(score)
+''',
+    "dice_coefficient": '''def dice_coefficient(pred_mask, target_mask):
+    """2|A and B| / (|A| + |B|), and 1.0 for two empty masks."""
+    a = np.asarray(pred_mask).astype(bool)
+    b = np.asarray(target_mask).astype(bool)
+    first = set(zip(*np.nonzero(a)))
+    second = set(zip(*np.nonzero(b)))
+    if not first and not second:
+        return 1.0
+    return 2 * len(first & second) / (len(first) + len(second))
+''',
+}
+
+METRICS_B = {
+    "confusion_matrix": '''def confusion_matrix(pred, target, num_classes, ignore_index=None):
+    """cm[i, j] = number of pixels of target class i predicted as class j."""
+    pred = np.asarray(pred).astype(np.int64).ravel()
+    target = np.asarray(target).astype(np.int64).ravel()
+    valid = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (target[valid], pred[valid]), 1)
+    return cm
+''',
+    "pixel_accuracy": '''def pixel_accuracy(cm):
+    """Fraction of all counted pixels that are classified correctly."""
+    cm = np.asarray(cm, dtype=np.float64)
+    return float((cm * np.eye(cm.shape[0])).sum() / cm.sum())
+''',
+    "mean_accuracy": '''def mean_accuracy(cm):
+    """Per-class accuracy n_ii / t_i, averaged over classes present in the target."""
+    cm = np.asarray(cm, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diagonal(cm) / cm.sum(axis=1)   # NaN for a class absent from the target
+    return float(np.nanmean(per_class))
+''',
+    "mean_iou": '''def mean_iou(cm):
+    """IoU per class, averaged over classes present in the target or the prediction."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (tp + fp + fn)
+    return float(np.nanmean(iou))
+''',
+    "frequency_weighted_iou": '''def frequency_weighted_iou(cm):
+    """IoU per class weighted by the class frequency in the target."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    iou = np.divide(tp, union, out=np.zeros_like(tp), where=union > 0)
+    frequency = cm.sum(axis=1) / cm.sum()
+    return float(np.dot(frequency, iou))
+''',
+    "dice_coefficient": '''def dice_coefficient(pred_mask, target_mask):
+    """2|A and B| / (|A| + |B|), and 1.0 for two empty masks."""
+    a = np.asarray(pred_mask).astype(bool)
+    b = np.asarray(target_mask).astype(bool)
+    tp = np.count_nonzero(a & b)
+    fp = np.count_nonzero(a & ~b)
+    fn = np.count_nonzero(~a & b)
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+''',
+}
+
+# ----------------------------------------------------------------------------- 01 thresholding
+
+THRESHOLDING_A = {
+    "threshold": '''def threshold(img, t):
+    """Foreground where the intensity is strictly above t."""
+    img = np.asarray(img, dtype=float)
+    return ~(img <= t)
+''',
+    "otsu_threshold": '''def otsu_threshold(img, nbins=256):
+    """The bin centre that maximises the between-class variance of the histogram."""
+    img = np.asarray(img, dtype=float)
+    counts, edges = np.histogram(img, bins=nbins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    p = counts / counts.sum()
+    total_mean = float(np.sum(p * centres))
+    best, best_k = -1.0, 0
+    w0 = m0_sum = 0.0
+    for k in range(nbins - 1):          # split after bin k
+        w0 += p[k]
+        m0_sum += p[k] * centres[k]
+        w1 = 1.0 - w0
+        if counts[:k + 1].sum() == 0 or counts[k + 1:].sum() == 0:
+            continue
+        mu0 = m0_sum / w0
+        mu1 = (total_mean - m0_sum) / w1
+        between = w0 * w1 * (mu0 - mu1) ** 2
+        if between > best:
+            best, best_k = between, k
+    return float(centres[best_k])
+''',
+    "adaptive_threshold": '''def adaptive_threshold(img, block_size, offset=0, method="mean"):
+    """Foreground where the pixel is above its local mean (or Gaussian mean) minus offset."""
+    img = np.asarray(img, dtype=float)
+    h, w = img.shape
+    if method == "mean":
+        r = block_size // 2
+        padded = np.pad(img, r, mode="symmetric")
+        integral = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
+        integral[1:, 1:] = padded.cumsum(axis=0).cumsum(axis=1)
+        b = block_size
+        local = (integral[b:b + h, b:b + w] - integral[:h, b:b + w] - integral[b:b + h, :w]
+                 + integral[:h, :w]) / b ** 2
+    elif method == "gaussian":
+        sigma = (block_size - 1) / 6
+        radius = int(4 * sigma + 0.5)
+        x = np.arange(-radius, radius + 1)
+        weights = np.exp(-x ** 2 / (2 * sigma ** 2))
+        weights = weights / weights.sum()
+        padded = np.pad(img, radius, mode="symmetric")
+        rows = sum(wt * padded[i:i + h, :] for i, wt in enumerate(weights))
+        local = sum(wt * rows[:, i:i + w] for i, wt in enumerate(weights))
+    else:
+        raise ValueError(method)
+    return img > local - offset
+''',
+}
+
+THRESHOLDING_B = {
+    "threshold": '''def threshold(img, t):
+    """Foreground where the intensity is strictly above t."""
+    img = np.asarray(img, dtype=float)
+    return np.greater(img - t, 0)
+''',
+    "otsu_threshold": '''def otsu_threshold(img, nbins=256):
+    """The bin centre that maximises the between-class variance of the histogram."""
+    img = np.asarray(img, dtype=float)
+    counts, edges = np.histogram(img.ravel(), bins=nbins)
+    centres = edges[:-1] + np.diff(edges) / 2
+    p = counts / img.size
+    omega = np.cumsum(p)[:-1]                 # weight of class 0 after a split at bin k
+    mu = np.cumsum(p * centres)[:-1]          # its first moment
+    mu_total = mu[-1] + p[-1] * centres[-1]
+    # Otsu's paper: sigma_B^2 = (mu_T omega - mu)^2 / (omega (1 - omega))
+    valid = (np.cumsum(counts)[:-1] > 0) & (np.cumsum(counts[::-1])[::-1][1:] > 0)
+    sigma_b = np.full(omega.shape, -np.inf)
+    sigma_b[valid] = (mu_total * omega[valid] - mu[valid]) ** 2 / (omega[valid] * (1 - omega[valid]))
+    return float(centres[int(np.argmax(sigma_b))])
+''',
+    "adaptive_threshold": '''def adaptive_threshold(img, block_size, offset=0, method="mean"):
+    """Foreground where the pixel is above its local mean (or Gaussian mean) minus offset."""
+    img = np.asarray(img, dtype=float)
+    if method == "mean":
+        kernel = np.full((block_size, block_size), 1.0 / block_size ** 2)
+    elif method == "gaussian":
+        sigma = (block_size - 1) / 6
+        radius = int(4 * sigma + 0.5)
+        x = np.arange(-radius, radius + 1)
+        profile = np.exp(-0.5 * (x / sigma) ** 2)
+        kernel = np.outer(profile, profile) / profile.sum() ** 2
+    else:
+        raise ValueError(method)
+    local = ndi.correlate(img, kernel, mode="reflect")
+    return img - local + offset > 0
+''',
+}
+
+# ----------------------------------------------------------------------------- 02 edges
+
+EDGES_A = {
+    "convolve2d": '''def convolve2d(img, kernel):
+    """Same-size 2-D convolution with reflected (symmetric) borders; kernels of odd size."""
+    img = np.asarray(img, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    kh, kw = kernel.shape
+    padded = np.pad(img, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="symmetric")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw))
+    return np.einsum("ijuv,uv->ij", windows, kernel[::-1, ::-1])
+''',
+    "sobel": '''def sobel(img):
+    """Sobel derivatives (gx along columns, gy along rows), reflected borders."""
+    img = np.asarray(img, dtype=float)
+    p = np.pad(img, 1, mode="symmetric")
+    right = p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]
+    left = p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2]
+    below = p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]
+    above = p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:]
+    return right - left, below - above
+''',
+    "gradient_magnitude": '''def gradient_magnitude(gx, gy):
+    """G = sqrt(gx^2 + gy^2), pixel by pixel."""
+    gx = np.asarray(gx, dtype=float)
+    gy = np.asarray(gy, dtype=float)
+    return np.hypot(gx, gy)
+''',
+    "non_maximum_suppression": '''def non_maximum_suppression(magnitude, direction):
+    """Keep pixels that are >= both neighbours along the quantised gradient direction."""
+    magnitude = np.asarray(magnitude, dtype=float)
+    direction = np.asarray(direction, dtype=float)
+    angle = np.degrees(direction) % 180.0
+    bins = (np.floor((angle + 22.5) / 45.0).astype(int) % 4) * 45
+    p = np.pad(magnitude, 1)
+    h, w = magnitude.shape
+
+    def shifted(dr, dc):
+        return p[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]
+
+    keep = np.zeros((h, w), dtype=bool)
+    for angle_bin, (a, b) in {0: ((0, -1), (0, 1)), 45: ((-1, -1), (1, 1)),
+                              90: ((-1, 0), (1, 0)), 135: ((-1, 1), (1, -1))}.items():
+        keep |= (bins == angle_bin) & (magnitude >= shifted(*a)) & (magnitude >= shifted(*b))
+    keep[0, :] = keep[-1, :] = False
+    keep[:, 0] = keep[:, -1] = False
+    return np.where(keep, magnitude, 0.0)
+''',
+}
+
+EDGES_B = {
+    "convolve2d": '''def convolve2d(img, kernel):
+    """Same-size 2-D convolution with reflected (symmetric) borders; kernels of odd size."""
+    img = np.asarray(img, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    kh, kw = kernel.shape
+    a, b = kh // 2, kw // 2
+    h, w = img.shape
+    out = np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            total = 0.0
+            for u in range(-a, a + 1):
+                for v in range(-b, b + 1):
+                    r, c = i - u, j - v          # convolution: the image index runs backwards
+                    r = -r - 1 if r < 0 else (2 * h - r - 1 if r >= h else r)
+                    c = -c - 1 if c < 0 else (2 * w - c - 1 if c >= w else c)
+                    total += kernel[u + a, v + b] * img[r, c]
+            out[i, j] = total
+    return out
+''',
+    "sobel": '''def sobel(img):
+    """Sobel derivatives (gx along columns, gy along rows), reflected borders."""
+    img = np.asarray(img, dtype=float)
+    p = np.pad(img, 1, mode="symmetric")
+    smooth_rows = p[:-2, :] + 2 * p[1:-1, :] + p[2:, :]     # [1, 2, 1] down the rows
+    smooth_cols = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]     # [1, 2, 1] along the columns
+    gx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
+    gy = smooth_cols[2:, :] - smooth_cols[:-2, :]
+    return gx, gy
+''',
+    "gradient_magnitude": '''def gradient_magnitude(gx, gy):
+    """G = sqrt(gx^2 + gy^2), pixel by pixel."""
+    gx = np.asarray(gx, dtype=float)
+    gy = np.asarray(gy, dtype=float)
+    return (gx * gx + gy * gy) ** 0.5
+''',
+    "non_maximum_suppression": '''def non_maximum_suppression(magnitude, direction):
+    """Keep pixels that are >= both neighbours along the quantised gradient direction."""
+    magnitude = np.asarray(magnitude, dtype=float)
+    direction = np.asarray(direction, dtype=float)
+    h, w = magnitude.shape
+    out = np.zeros((h, w))
+    for r in range(1, h - 1):
+        for c in range(1, w - 1):
+            d = np.degrees(direction[r, c]) % 180.0
+            if 22.5 <= d < 67.5:
+                first, second = magnitude[r - 1, c - 1], magnitude[r + 1, c + 1]
+            elif 67.5 <= d < 112.5:
+                first, second = magnitude[r - 1, c], magnitude[r + 1, c]
+            elif 112.5 <= d < 157.5:
+                first, second = magnitude[r - 1, c + 1], magnitude[r + 1, c - 1]
+            else:
+                first, second = magnitude[r, c - 1], magnitude[r, c + 1]
+            if magnitude[r, c] >= max(first, second):
+                out[r, c] = magnitude[r, c]
+    return out
+''',
+}
+
+# ----------------------------------------------------------------------------- 03 regions
+
+REGIONS_A = {
+    "region_grow": '''def region_grow(img, seed, threshold, connectivity=4):
+    """Breadth-first region growing with the running-mean criterion |I(p) - mean| < threshold."""
+    img = np.asarray(img, dtype=float)
+    if connectivity == 4:
+        steps = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+    else:
+        steps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+    seed = tuple(int(v) for v in seed)
+    inside = {seed}
+    values = [img[seed]]
+    queue = [seed]
+    head = 0
+    while head < len(queue):
+        r, c = queue[head]
+        head += 1
+        for dr, dc in steps:
+            p = (r + dr, c + dc)
+            if p in inside or not (0 <= p[0] < img.shape[0] and 0 <= p[1] < img.shape[1]):
+                continue
+            if abs(img[p] - np.sum(values) / len(values)) < threshold:
+                inside.add(p)
+                values.append(img[p])
+                queue.append(p)
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[tuple(np.array(sorted(inside)).T)] = True
+    return mask
+''',
+    "kmeans_segment": '''def kmeans_segment(img, k, init, max_iter=100):
+    """Lloyd's k-means on pixel colours from the given centres; clusters numbered by brightness."""
+    img = np.asarray(img, dtype=float)
+    h, w = img.shape[:2]
+    pixels = img.reshape(h * w, -1)
+    centres = np.array(init, dtype=float).reshape(k, -1)
+    previous = None
+    for _ in range(max_iter):
+        distances = np.empty((pixels.shape[0], k))
+        for j in range(k):
+            distances[:, j] = np.sum((pixels - centres[j]) ** 2, axis=1)
+        labels = distances.argmin(axis=1)
+        if previous is not None and (labels == previous).all():
+            break
+        previous = labels
+        for j in range(k):
+            centres[j] = pixels[labels == j].mean(axis=0)
+    order = sorted(range(k), key=lambda j: centres[j].mean())
+    new_label = {old: new for new, old in enumerate(order)}
+    relabelled = np.array([new_label[j] for j in labels]).reshape(h, w)
+    return relabelled, centres[order]
+''',
+}
+
+REGIONS_B = {
+    "region_grow": '''def region_grow(img, seed, threshold, connectivity=4):
+    """Breadth-first region growing with the running-mean criterion |I(p) - mean| < threshold."""
+    img = np.asarray(img, dtype=float)
+    four = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+    eight = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+    neighbours = four if connectivity == 4 else eight
+    height, width = img.shape
+    grown = np.zeros((height, width), dtype=bool)
+    r0, c0 = seed
+    grown[r0, c0] = True
+    members = [img[r0, c0]]
+    todo = deque()
+    todo.append((r0, c0))
+    while len(todo) > 0:
+        r, c = todo.popleft()
+        for dr, dc in neighbours:
+            nr, nc = r + dr, c + dc
+            if nr < 0 or nc < 0 or nr >= height or nc >= width or grown[nr, nc]:
+                continue
+            mean = sum(members) / len(members)
+            if -threshold < img[nr, nc] - mean < threshold:
+                grown[nr, nc] = True
+                members.append(img[nr, nc])
+                todo.append((nr, nc))
+    return grown
+''',
+    "kmeans_segment": '''def kmeans_segment(img, k, init, max_iter=100):
+    """Lloyd's k-means on pixel colours from the given centres; clusters numbered by brightness."""
+    img = np.asarray(img, dtype=float)
+    pixels = img.reshape(-1, img.shape[2] if img.ndim == 3 else 1)
+    centres = np.asarray(init, dtype=float).reshape(k, pixels.shape[1])
+    labels = np.full(pixels.shape[0], -1)
+    for _ in range(max_iter):
+        new = np.argmin(np.linalg.norm(pixels[:, None, :] - centres[None, :, :], axis=2) ** 2, axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, pixels)
+        centres = sums / np.bincount(labels, minlength=k)[:, None]
+    rank = np.argsort(np.argsort(centres.mean(axis=1), kind="stable"), kind="stable")
+    return rank[labels].reshape(img.shape[:2]), centres[np.argsort(centres.mean(axis=1), kind="stable")]
+''',
+}
+
+# ----------------------------------------------------------------------------- 04 transpose convolution
+
+STRIDE2 = [[1, 0, 1, 0, -2], [0, 1, 0, -1, 0], [5, 0, 5, 0, 5], [0, 2, 0, 3, 0], [6, 0, 11, 0, 3]]
+
+TRANSPOSE_A = {
+    "conv_output_size": '''def conv_output_size(n, k, stride=1, padding=0, dilation=1):
+    """Output length of a convolution along one axis."""
+    import math
+    return math.floor((n + 2 * padding - dilation * (k - 1) - 1) / stride) + 1
+''',
+    "conv_transpose_output_size": '''def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    """Output length of a transpose convolution along one axis."""
+    return stride * n - stride + dilation * k - dilation - 2 * padding + output_padding + 1
+''',
+    "conv_transpose2d": '''def conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):
+    """Single-channel transpose convolution: scatter kernel * x[i, j] at stride steps, sum, crop."""
+    x = np.asarray(x, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    h, w = x.shape
+    kh, kw = kernel.shape
+    out = np.zeros(((h - 1) * stride + kh + output_padding, (w - 1) * stride + kw + output_padding))
+    for u in range(kh):                 # one kernel tap at a time: it meets every input element
+        for v in range(kw):
+            out[u:u + (h - 1) * stride + 1:stride, v:v + (w - 1) * stride + 1:stride] += kernel[u, v] * x
+    return out[padding:out.shape[0] - padding, padding:out.shape[1] - padding]
+''',
+    "stride2_example": "def stride2_example():\n"
+                       "    \"\"\"The 5x5 result of the transpose convolution above, typed in by hand.\"\"\"\n"
+                       f"    return np.array({STRIDE2})\n",
+}
+
+TRANSPOSE_B = {
+    "conv_output_size": '''def conv_output_size(n, k, stride=1, padding=0, dilation=1):
+    """Output length of a convolution along one axis."""
+    span = dilation * (k - 1) + 1        # the dilated kernel's extent
+    count, start = 0, 0
+    while start + span <= n + 2 * padding:
+        count += 1
+        start += stride
+    return count
+''',
+    "conv_transpose_output_size": '''def conv_transpose_output_size(n, k, stride=1, padding=0, output_padding=0, dilation=1):
+    """Output length of a transpose convolution along one axis."""
+    last = 0
+    for i in range(n):                   # where the dilated kernel placed at input i ends
+        last = max(last, i * stride + dilation * (k - 1) + 1)
+    return last - 2 * padding + output_padding
+''',
+    "conv_transpose2d": '''def conv_transpose2d(x, kernel, stride=1, padding=0, output_padding=0):
+    """Single-channel transpose convolution: scatter kernel * x[i, j] at stride steps, sum, crop."""
+    x = np.asarray(x, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    h, w = x.shape
+    kh, kw = kernel.shape
+    # the equivalent direct convolution: zeros between the inputs, a border of k - 1, the kernel flipped
+    spread = np.zeros(((h - 1) * stride + 1, (w - 1) * stride + 1))
+    spread[::stride, ::stride] = x
+    padded = np.pad(spread, ((kh - 1, kh - 1 + output_padding), (kw - 1, kw - 1 + output_padding)))
+    flipped = kernel[::-1, ::-1]
+    rows, cols = padded.shape[0] - kh + 1, padded.shape[1] - kw + 1
+    full = np.array([[np.sum(padded[i:i + kh, j:j + kw] * flipped) for j in range(cols)] for i in range(rows)])
+    return full[padding:rows - padding, padding:cols - padding]
+''',
+    "stride2_example": '''def stride2_example():
+    """The 5x5 result of the transpose convolution above, typed in by hand."""
+    result = np.zeros((5, 5))
+    result[0] = [1, 0, 1, 0, -2]
+    result[1, 1], result[1, 3] = 1, -1
+    result[2, ::2] = 5
+    result[3, 1], result[3, 3] = 2, 3
+    result[4] = [6, 0, 11, 0, 3]
+    return result
+''',
+}
+
+# ----------------------------------------------------------------------------- 05 FCN
+
+FCN_A = {
+    "linear_to_conv_weight": '''def linear_to_conv_weight(weight, in_channels, height, width):
+    """The (M, C, h, w) Conv2d kernel holding the (M, C*h*w) weight of a Linear layer."""
+    weight = torch.as_tensor(weight)
+    return weight.unflatten(1, (in_channels, height, width))
+''',
+    "bilinear_kernel": '''def bilinear_kernel(in_ch, out_ch, k):
+    """ConvTranspose2d weight (in_ch, out_ch, k, k) that upsamples each channel bilinearly."""
+    factor = (k + 1) // 2
+    centre = factor - 1 if k % 2 == 1 else factor - 0.5
+    rows, cols = np.ogrid[:k, :k]
+    filt = (1 - abs(rows - centre) / factor) * (1 - abs(cols - centre) / factor)
+    weight = np.zeros((in_ch, out_ch, k, k), dtype=np.float32)
+    channels = range(min(in_ch, out_ch))
+    weight[channels, channels] = filt
+    return torch.from_numpy(weight)
+''',
+    "fcn8s_fuse": '''def fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    """FCN-8s: upsample x2 and add pool4 scores, upsample x2 and add pool3 scores, upsample x8."""
+    return upscore(upscore_pool4(upscore2(score32) + score16) + score8)
+''',
+}
+
+FCN_B = {
+    "linear_to_conv_weight": '''def linear_to_conv_weight(weight, in_channels, height, width):
+    """The (M, C, h, w) Conv2d kernel holding the (M, C*h*w) weight of a Linear layer."""
+    weight = torch.as_tensor(weight)
+    return torch.stack([row.view(in_channels, height, width) for row in weight.contiguous()])
+''',
+    "bilinear_kernel": '''def bilinear_kernel(in_ch, out_ch, k):
+    """ConvTranspose2d weight (in_ch, out_ch, k, k) that upsamples each channel bilinearly."""
+    import math
+    f = math.ceil(k / 2)                       # the upsampling factor
+    centre = (k - 1) / 2                       # the middle of the kernel, for odd and even k alike
+    weight = torch.zeros(in_ch, out_ch, k, k)
+    for i in range(k):
+        for j in range(k):
+            value = (1 - abs(i - centre) / f) * (1 - abs(j - centre) / f)
+            for channel in range(min(in_ch, out_ch)):
+                weight[channel, channel, i, j] = value
+    return weight
+''',
+    "fcn8s_fuse": '''def fcn8s_fuse(score32, score16, score8, upscore2, upscore_pool4, upscore):
+    """FCN-8s: upsample x2 and add pool4 scores, upsample x2 and add pool3 scores, upsample x8."""
+    pool4_fused = torch.add(score16, upscore2(score32))
+    pool3_fused = torch.add(score8, upscore_pool4(pool4_fused))
+    return upscore(pool3_fused)
+''',
+}
+
+# ----------------------------------------------------------------------------- 11 COCO
+
+COCO_A = {
+    "class_frequency": '''def class_frequency(coco):
+    """Objects (non-crowd annotations) per category, in ascending category id."""
+    from collections import Counter
+    counts = Counter(a["category_id"] for a in coco.loadAnns(coco.getAnnIds()) if not a["iscrowd"])
+    return np.array([counts[c] for c in sorted(coco.getCatIds())], dtype=np.int64)
+''',
+    "instances_per_image": '''def instances_per_image(coco):
+    """Objects per image, in ascending image id."""
+    from collections import Counter
+    counts = Counter(a["image_id"] for a in coco.dataset["annotations"] if not a["iscrowd"])
+    return np.array([counts[i] for i in sorted(coco.imgs)], dtype=np.int64)
+''',
+    "size_class_counts": '''def size_class_counts(coco):
+    """[small, medium, large] object counts by COCO's area thresholds."""
+    small = medium = large = 0
+    for a in coco.dataset["annotations"]:
+        if a["iscrowd"]:
+            continue
+        if a["area"] < 32 * 32:
+            small += 1
+        elif a["area"] < 96 * 96:
+            medium += 1
+        else:
+            large += 1
+    return np.array([small, medium, large])
+''',
+    "cooccurrence_matrix": '''def cooccurrence_matrix(coco):
+    """Images holding both categories a and b, for every pair, in ascending category id."""
+    cats = sorted(coco.getCatIds())
+    images = sorted(coco.getImgIds())
+    present = np.zeros((len(images), len(cats)), dtype=np.int64)
+    for a in coco.dataset["annotations"]:
+        if not a["iscrowd"]:
+            present[images.index(a["image_id"]), cats.index(a["category_id"])] = 1
+    return present.T @ present
+''',
+    "crowd_counts": '''def crowd_counts(coco):
+    """Crowd annotations per category, in ascending category id."""
+    from collections import Counter
+    counts = Counter(a["category_id"] for a in coco.dataset["annotations"] if a["iscrowd"])
+    return np.array([counts[c] for c in sorted(coco.getCatIds())], dtype=np.int64)
+''',
+    "label_map": '''def label_map(coco, image_id, size):
+    """Semantic label map (0 background, k+1 category, 255 crowd) resized to size by nearest neighbour."""
+    cats = sorted(coco.getCatIds())
+    info = coco.loadImgs([image_id])[0]
+    h, w = info["height"], info["width"]
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+    objects = [a for a in anns if not a["iscrowd"]]
+    areas = np.array([a["area"] for a in objects], dtype=float)
+    labels = np.zeros((h, w), dtype=np.int64)
+    for index in np.argsort(-areas, kind="stable"):          # largest first: smaller ones stay on top
+        labels[coco.annToMask(objects[index]) == 1] = cats.index(objects[index]["category_id"]) + 1
+    crowd = np.zeros((h, w), dtype=bool)
+    for a in anns:
+        if a["iscrowd"]:
+            crowd |= coco.annToMask(a) == 1
+    labels[crowd & (labels == 0)] = 255
+    rows = np.clip(np.floor((np.arange(size[0]) + 0.5) / size[0] * h).astype(int), 0, h - 1)
+    cols = np.clip(np.floor((np.arange(size[1]) + 0.5) / size[1] * w).astype(int), 0, w - 1)
+    return labels[np.ix_(rows, cols)]
+''',
+}
+
+COCO_B = {
+    "class_frequency": '''def class_frequency(coco):
+    """Objects (non-crowd annotations) per category, in ascending category id."""
+    cats = np.array(sorted(coco.getCatIds()))
+    ids = np.array([a["category_id"] for a in coco.dataset["annotations"] if a["iscrowd"] == 0], dtype=np.int64)
+    return np.bincount(np.searchsorted(cats, ids), minlength=len(cats)).astype(np.int64)
+''',
+    "instances_per_image": '''def instances_per_image(coco):
+    """Objects per image, in ascending image id."""
+    result = []
+    for image_id in sorted(coco.getImgIds()):
+        result.append(sum(1 for a in coco.imgToAnns[image_id] if a["iscrowd"] == 0))
+    return np.array(result, dtype=np.int64)
+''',
+    "size_class_counts": '''def size_class_counts(coco):
+    """[small, medium, large] object counts by COCO's area thresholds."""
+    areas = [a["area"] for a in coco.dataset["annotations"] if a["iscrowd"] == 0]
+    classes = np.digitize(areas, [32 ** 2, 96 ** 2])   # 0: < 1024, 1: 1024 .. 9216, 2: >= 9216
+    return np.bincount(classes, minlength=3)
+''',
+    "cooccurrence_matrix": '''def cooccurrence_matrix(coco):
+    """Images holding both categories a and b, for every pair, in ascending category id."""
+    cats = sorted(coco.getCatIds())
+    position = {c: i for i, c in enumerate(cats)}
+    matrix = np.zeros((len(cats), len(cats)), dtype=np.int64)
+    for image_id in coco.getImgIds():
+        here = {position[a["category_id"]] for a in coco.imgToAnns[image_id] if a["iscrowd"] == 0}
+        for a in here:
+            for b in here:
+                matrix[a, b] += 1
+    return matrix
+''',
+    "crowd_counts": '''def crowd_counts(coco):
+    """Crowd annotations per category, in ascending category id."""
+    return np.array([sum(1 for a in coco.dataset["annotations"] if a["category_id"] == c and a["iscrowd"])
+                     for c in sorted(coco.getCatIds())], dtype=np.int64)
+''',
+    "label_map": '''def label_map(coco, image_id, size):
+    """Semantic label map (0 background, k+1 category, 255 crowd) resized to size by nearest neighbour."""
+    label_of = {c: i + 1 for i, c in enumerate(sorted(coco.getCatIds()))}
+    height, width = coco.imgs[image_id]["height"], coco.imgs[image_id]["width"]
+    anns = coco.imgToAnns[image_id]
+    full = np.zeros((height, width), dtype=np.int64)
+    objects = np.zeros((height, width), dtype=bool)
+    for a in sorted((a for a in anns if a["iscrowd"] == 0), key=lambda a: a["area"], reverse=True):
+        mask = coco.annToMask(a).astype(bool)
+        full[mask] = label_of[a["category_id"]]
+        objects |= mask
+    for a in (a for a in anns if a["iscrowd"] == 1):
+        full[coco.annToMask(a).astype(bool) & ~objects] = 255
+    out = np.zeros(tuple(size), dtype=np.int64)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            y = min(int((i + 0.5) * height / size[0]), height - 1)
+            x = min(int((j + 0.5) * width / size[1]), width - 1)
+            out[i, j] = full[y, x]
+    return out
+''',
+}
+
+ANSWERS = {
+    "00_tasks_and_metrics": (METRICS_A, METRICS_B),
+    "01_thresholding": (THRESHOLDING_A, THRESHOLDING_B),
+    "02_edges": (EDGES_A, EDGES_B),
+    "03_regions": (REGIONS_A, REGIONS_B),
+    "04_transpose_convolution": (TRANSPOSE_A, TRANSPOSE_B),
+    "05_fcn": (FCN_A, FCN_B),
+    "11_coco_eda": (COCO_A, COCO_B),
+}
+
+CORRECT_ANSWERS: dict[str, list[Submission]] = {
+    assignment: [Submission(f"correct_{letter}", f"every function written another way ({letter.upper()})",
+                            replace=dict(code), full_marks=True)
+                 for letter, code in zip("ab", pair)]
+    for assignment, pair in ANSWERS.items()
+}
+
+
+def alternatives() -> dict[tuple[str, str], list[str]]:
+    """``(assignment, function) -> names of the correct answers that rewrite it``."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for assignment, submissions in CORRECT_ANSWERS.items():
+        for submission in submissions:
+            for function in submission.replace:
+                found.setdefault((assignment, function), []).append(submission.name)
+    return found
