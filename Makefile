@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FIFTYONE_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade mutants
+.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade mutants colab-versions
 
 # PYTHONWARNINGS=ignore: setuptools warns that any editable install could be shadowed by a same-named
 # folder, which a newcomer can't act on.
@@ -42,6 +42,9 @@ check-release: $(VENV)/.installed  ## fail if exercises/ is stale
 
 mutants: $(VENV)/.installed  ## mutation testing of the graded notebooks: fails below 90 % killed per exercise (ARGS="03_regions")
 	$(PY) -m segedu.instructor mutants $(ARGS)
+
+colab-versions: $(VENV)/.installed  ## the numpy units on Colab's package versions, in a venv at build/colab-venv
+	$(PY) -m segedu.instructor.colab_versions --venv build/colab-venv
 
 selfcheck: $(VENV)/.installed
 	$(PY) -m segedu.instructor selfcheck

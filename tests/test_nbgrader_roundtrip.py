@@ -9,18 +9,24 @@ answers of ``correct_answers.py`` (every function written another way, twice: fu
 from __future__ import annotations
 
 import copy
+import html
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
+from correct_answers import CORRECT_ANSWERS
+from test_hints import HINTED
+from test_hints import _assert_names_no_hidden_input as assert_names_no_hidden_input
+from test_hints import _cell_messages as cell_messages
+from test_hints import _hint as hint_of
+from wrong_answers import WRONG_ANSWERS
 
+from segedu.grading import grading_seed
+from segedu.grading.plan import build_plan
 from segedu.instructor.course import read_notebook
 from segedu.instructor.nbgrader_run import CourseCopy
 from segedu.instructor.notebooks import assignment_ids, fill_in, solution_answers
-
-from correct_answers import CORRECT_ANSWERS
-from wrong_answers import WRONG_ANSWERS
 
 pytestmark = pytest.mark.nbgrader
 
@@ -52,7 +58,7 @@ def build_submission(release_notebook, answers, submission):
 def graded(tmp_path_factory):
     """assignment -> (course copy, scores by student), autograded once per assignment."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def grade(assignment):
         course = CourseCopy(ROOT, tmp_path_factory.mktemp(f"course-{assignment}"))
         release_notebook = course.release_notebook(assignment)
@@ -61,7 +67,9 @@ def graded(tmp_path_factory):
         course.submit(assignment, UNTOUCHED, copy.deepcopy(release_notebook))
         for submission in WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment]:
             course.submit(assignment, submission.name, build_submission(release_notebook, answers, submission))
-        return course, course.autograde(assignment)
+        scores = course.autograde(assignment)
+        course.feedback(assignment)
+        return course, scores
 
     return grade
 
@@ -128,7 +136,7 @@ def test_correct_answers_written_differently_get_full_marks(graded, assignment, 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_hides_hidden_tests(graded, assignment):
     course, _ = graded(assignment)
-    feedback = course.feedback(assignment)
+    feedback = course.path / "feedback"
     pages = sorted(feedback.glob(f"*/{assignment}/*.html"))
     assert len(pages) == 2 + len(WRONG_ANSWERS[assignment]) + len(CORRECT_ANSWERS[assignment])
     for page in pages:
@@ -164,3 +172,26 @@ def test_the_kernel_does_not_write_test_cell_outputs(tmp_path):
             assert [o.output_type for o in cell.outputs] == ["stream"] and "passed (" in cell.outputs[0].text
         elif cell.cell_type == "code":
             assert cell.outputs == []
+
+
+@pytest.mark.parametrize("assignment", sorted({a for a, _, _ in HINTED}))
+def test_feedback_names_each_known_mistake(graded, assignment):
+    """Each realistic fixture's feedback carries its hint, in every cell it loses; hidden cases name no input."""
+    course, scores = graded(assignment)
+    plan = build_plan(read_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb"), assignment,
+                      grading_seed())
+    hidden_hints = 0
+    for _, function, submission in (h for h in HINTED if h[0] == assignment):
+        hint = hint_of(assignment, function, submission.name)
+        messages = cell_messages(course, submission.name, assignment)
+        page = html.unescape((course.path / "feedback" / submission.name / assignment / f"{assignment}.html")
+                             .read_text(encoding="utf-8"))
+        assert hint in page, f"{submission.name}: the feedback page does not show its hint"
+        for grade_id in submission.must_lose:
+            message = messages[grade_id]
+            assert hint in message.split("\n"), f"{submission.name}, {grade_id}:\n{message}"
+            if "(...) in the hidden case" in message.split("\n")[0]:
+                hidden_hints += 1
+                assert_names_no_hidden_input(message, plan.cells[grade_id])
+    if assignment == "03_regions":   # region_depth_first passes the visible case and fails a hidden one
+        assert hidden_hints >= 1

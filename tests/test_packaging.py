@@ -65,7 +65,7 @@ def test_local_constraints_pin_torch_pair():
 
 # The one test that `import segedu` is light (COURSE.md): the teaching modules load without torch,
 # FiftyOne or nbgrader, which come only when a model, a COCO viewer or the grader is used.
-LIGHT_MODULES = ("segedu", "segedu.metrics", "segedu.classical", "segedu.grading", "segedu.data",
+LIGHT_MODULES = ("segedu", "segedu.prose", "segedu.metrics", "segedu.classical", "segedu.grading", "segedu.data",
                  "segedu.data.coco", "segedu.data.coco.fiftyone_env", "segedu.data.coco.evaluation",
                  "segedu.data.coco.stats", "segedu.viz", "segedu.models", "segedu._units")
 
