@@ -135,5 +135,8 @@ def test_the_stage_pins_what_the_numpy_units_use_and_ci_runs_it():
     colab = read_freeze(DATA / "pip-freeze.txt")
     assert set(QUOTED) <= set(PINNED) <= set(colab)
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "segedu.instructor.colab_versions" in ci
-    assert ci.index("make test") < ci.index("segedu.instructor.colab_versions")
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\ncolab-versions:"):].split("\n\n")[0]
+    assert "-m segedu.instructor.colab_versions" in recipe
+    assert "\nmake colab-versions" in ci
+    assert ci.index("\nmake test") < ci.index("\nmake colab-versions")

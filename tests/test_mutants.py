@@ -186,3 +186,12 @@ def test_the_module_without_worker_arguments_is_a_usage_error():
     """``python -m segedu.instructor.mutants`` is the worker's entry point; run bare, it says how to use it."""
     with pytest.raises(SystemExit, match="usage"):
         mt.main([])
+
+
+def test_ci_grades_every_mutant_after_the_suite():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nmutants:"):].split("\n\n")[0]
+    assert "-m segedu.instructor mutants" in recipe
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert '\nmake mutants ARGS="--max-per-exercise 0"' in ci, "CI must grade every mutant, not a sample"
+    assert ci.index("\nmake test") < ci.index("\nmake mutants")
