@@ -73,15 +73,6 @@ def _describe_arg(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _plain(value):
-    """A reference result with torch tensors turned into numpy arrays (detached, on the CPU)."""
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    if type(value).__module__.startswith("torch"):
-        return value.detach().cpu().numpy()
-    return value
-
-
 def _resolve(dotted: str):
     module_name, _, attribute = dotted.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -116,7 +107,7 @@ class Exercise:
         """(the reference's answer on copies of the inputs, the comparator's options for them)."""
         graded = self.graded(name)
         reference = _resolve(graded.reference)
-        expected = _plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+        expected = _compare.plain(reference(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
         options = dict(graded.options)
         if graded.extra is not None:
             bound = inspect.signature(reference).bind(*args, **kwargs)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._compare import plain
+
 
 @dataclass(frozen=True)
 class KnownMistake:
@@ -746,17 +748,9 @@ def mistakes(assignment: str, function: str) -> tuple[KnownMistake, ...]:
     return MISTAKES.get((assignment, function), ())
 
 
-def _plain(value):
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    if type(value).__module__.startswith("torch"):
-        return value.detach().cpu().numpy()
-    return value
-
-
 def outcome(mistake: KnownMistake, args: tuple, kwargs: dict):
     """What ``mistake`` returns on copies of the inputs (a :class:`Raised` if it raises)."""
     try:
-        return _plain(mistake.answer(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+        return plain(mistake.answer(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
     except Exception as error:   # the mistake's own crash is its outcome
         return Raised(type(error).__name__, str(error))
