@@ -39,6 +39,12 @@ def _grade_id(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def each_submission(table):
+    """``parametrize`` over (assignment, submission) of a fixture table, with readable ids."""
+    pairs = [(a, s) for a in ASSIGNMENTS for s in table[a]]
+    return pytest.mark.parametrize("assignment, submission", pairs, ids=[f"{a}:{s.name}" for a, s in pairs])
+
+
 def build_submission(release_notebook, answers, submission):
     answers = dict(answers)
     for change in submission.changes:
@@ -99,11 +105,7 @@ def test_untouched_release_gets_zero_without_crash(graded, assignment):
     assert untouched.max_score == solution.max_score
 
 
-@pytest.mark.parametrize(
-    "assignment, submission",
-    [(a, s) for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
-    ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in WRONG_ANSWERS[a]],
-)
+@each_submission(WRONG_ANSWERS)
 def test_fixture_scores_as_intended(graded, assignment, submission):
     _, scores = graded(assignment)
     result, solution = scores[submission.name], scores[SOLUTION]
@@ -119,11 +121,7 @@ def test_fixture_scores_as_intended(graded, assignment, submission):
     assert result.auto_score < solution.auto_score
 
 
-@pytest.mark.parametrize(
-    "assignment, submission",
-    [(a, s) for a in ASSIGNMENTS for s in CORRECT_ANSWERS[a]],
-    ids=[f"{a}:{s.name}" for a in ASSIGNMENTS for s in CORRECT_ANSWERS[a]],
-)
+@each_submission(CORRECT_ANSWERS)
 def test_correct_answers_written_differently_get_full_marks(graded, assignment, submission):
     """Tightened tests must not reject a right answer written another way (loops, other formulas)."""
     _, scores = graded(assignment)
