@@ -97,6 +97,14 @@ UNITS = (
          modules=("segedu.conv",), tests=("tests/test_conv.py",)),
     Unit("05", "fcn", "FCN: convolutionalised classifier, bilinear upsampling, FCN-32s/16s/8s trained on a CPU",
          modules=("segedu.models.fcn", "segedu.training"), tests=("tests/test_models.py",), kind="torch"),
+    Unit("06", "unet",
+         "U-Net: copy-and-crop, up-convolution, the border weight map; BCE, focal and Dice losses; joint image/mask "
+         "augmentation; real nuclei",
+         modules=("segedu.models.unet", "segedu.losses", "segedu.data.nuclei"),
+         tests=("tests/test_unet.py", "tests/test_losses.py", "tests/test_nuclei.py"), kind="torch"),
+    Unit("07", "segnet", "SegNet: max-pooling indices, sparse unpooling, and SegNet against U-Net",
+         modules=("segedu.models.segnet", "segedu.conv"), tests=("tests/test_segnet.py", "tests/test_pooling.py"),
+         kind="torch"),
     Unit("11", "coco_eda", "assignment: COCO EDA with FiftyOne, preprocessing, a model, COCO mask AP, and a report",
          modules=("segedu.data.coco",),
          tests=("tests/test_coco.py", "tests/test_coco_eval.py", "tests/test_coco_stats.py")),
@@ -116,7 +124,7 @@ def unit(key: str) -> Unit:
 
 #: Units the course plans (COURSE.md) that this version of the package does not have yet. Names that
 #: they will add raise :func:`later_unit_error`; a unit's row moves to :data:`UNITS` when it lands.
-PLANNED_UNITS = {"06": "U-Net", "07": "SegNet", "08": "DeepLab", "09": "Mask R-CNN", "10": "SAM"}
+PLANNED_UNITS = {"08": "DeepLab", "09": "Mask R-CNN", "10": "SAM"}
 
 
 def later_unit_error(qualified_name: str, unit_id: str) -> AttributeError:

@@ -48,11 +48,15 @@ _LAZY = {
     "DoubleConv": "blocks",
     "VGGStage": "blocks",
     "load_checkpoint": "checkpoint",
+    "UNet": "unet",
+    "center_crop": "unet",
+    "ResNetUNet": "unet",
+    "SegNet": "segnet",
 }
 
 # public name of a planned unit -> the unit that adds it (segedu/_units.py). When the unit lands,
 # its names move from here to _LAZY.
-_LATER = {"UNet": "06", "center_crop": "06", "SegNet": "07", "DeepLab": "08", "ASPP": "08", "TinySAM": "10"}
+_LATER = {"DeepLab": "08", "ASPP": "08", "TinySAM": "10"}
 
 __all__ = list(_LAZY)
 

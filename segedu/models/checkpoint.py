@@ -379,3 +379,11 @@ for _seed in FCN_SHAPES_SEEDS:
             target=_FCN_TARGETS[_variant],
         ))
 del _seed, _variant
+
+
+# Later units register their checkpoints in a module of their own, imported here so that REGISTRY is
+# complete whenever this module is: segedu.models._checkpoints_06 (U-Net on the nuclei) and
+# segedu.models._checkpoints_07 (SegNet against U-Net).
+for _module in ("segedu.models._checkpoints_06", "segedu.models._checkpoints_07"):
+    importlib.import_module(_module)
+del _module

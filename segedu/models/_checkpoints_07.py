@@ -1,0 +1,3 @@
+"""Checkpoints of unit 07 (registered into segedu.models.checkpoint.REGISTRY on import)."""
+
+from __future__ import annotations
