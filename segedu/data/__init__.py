@@ -11,6 +11,12 @@ synthetic COCO-format dataset, readers, statistics, evaluation, FiftyOne) lives 
 (303, 384)
 >>> sample_info("china").licence
 'CC BY 2.0'
+
+The real nuclei image (2018 Data Science Bowl, as packaged by stardist) ships as package data:
+
+>>> from segedu.data import load_nuclei, nuclei_tiles, touching_cells
+>>> int(load_nuclei()[1].max())
+125
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from __future__ import annotations
 import importlib
 
 from .samples import SAMPLE_NAMES, SampleInfo, list_samples, load_sample, sample_info
-from .synthetic import SHAPE_CLASSES, sample_seed, shapes_dataset, shapes_sample
+from .nuclei import NUCLEI_SPLITS, foreground_mask, load_nuclei, nuclei_info, nuclei_tiles
+from .synthetic import SHAPE_CLASSES, sample_seed, shapes_dataset, shapes_sample, touching_cells
 
 # Names that live in modules importing torch (or, in segedu.data.coco, pycocotools, PIL and, when
 # used, fiftyone): loaded on first access (PEP 562).
 _LAZY = {
     "ShapesDataset": "torch_datasets",
+    # joint image/mask/weight-map augmentation (torchvision transforms v2)
+    "joint_augment": "augment",
+    "AugmentedTiles": "augment",
     # the COCO subpackage: synthetic instances, readers, the real-COCO switch, FiftyOne
     "COCO_CATEGORIES": "coco",
     "CocoFormatError": "coco",
@@ -43,6 +53,17 @@ __all__ = [
     "shapes_dataset",
     "sample_seed",
     "ShapesDataset",
+    # touching synthetic cells (instance labels)
+    "touching_cells",
+    # the real nuclei image (package data) and its tiles
+    "NUCLEI_SPLITS",
+    "load_nuclei",
+    "nuclei_info",
+    "nuclei_tiles",
+    "foreground_mask",
+    # joint augmentation (segedu.data.augment; imports torch when used)
+    "joint_augment",
+    "AugmentedTiles",
     # bundled real images
     "SAMPLE_NAMES",
     "SampleInfo",
