@@ -40,20 +40,21 @@ def test_layout_check_names_each_missing_file(tmp_path):
     course_copy = copy_course(tmp_path / "course")
     (course_copy / "tests").mkdir()   # test files are checked where the folder has tests
     (course_copy / "lectures" / "02_edges.ipynb").unlink()
-    new_unit = Unit("06", "unet", "U-Net", modules=("segedu.models.unet",), tests=("tests/test_unet.py",), kind="torch")
+    new_unit = Unit("08", "deeplab", "DeepLab", modules=("segedu.models.deeplab",), tests=("tests/test_deeplab.py",),
+                    kind="torch")
     problems = layout_problems(course_copy, UNITS + (new_unit,))
     assert "unit 02: its lecture lectures/02_edges.ipynb is missing" in problems
-    assert "unit 06: its module segedu.models.unet does not exist" in problems
-    assert "unit 06: its solution solutions/06_unet/06_unet.ipynb is missing" in problems
-    assert "unit 06: its exercise exercises/06_unet/06_unet.ipynb is missing" in problems
-    assert "unit 06: its lecture lectures/06_unet.ipynb is missing" in problems
-    assert "unit 06: no graded functions for 06_unet in segedu/grading/exercises.py" in problems
-    assert any("tests/test_unet.py is missing" in p for p in problems)
+    assert "unit 08: its module segedu.models.deeplab does not exist" in problems
+    assert "unit 08: its solution solutions/08_deeplab/08_deeplab.ipynb is missing" in problems
+    assert "unit 08: its exercise exercises/08_deeplab/08_deeplab.ipynb is missing" in problems
+    assert "unit 08: its lecture lectures/08_deeplab.ipynb is missing" in problems
+    assert "unit 08: no graded functions for 08_deeplab in segedu/grading/exercises.py" in problems
+    assert any("tests/test_deeplab.py is missing" in p for p in problems)
     assert "unit 02: its test file tests/test_edges.py is missing" in problems
     (course_copy / "tests").rmdir()
-    (course_copy / "lectures" / "07_segnet.ipynb").write_text("{}")
+    (course_copy / "lectures" / "09_mask_rcnn.ipynb").write_text("{}")
     problems = layout_problems(course_copy)
-    assert "07_segnet has notebooks but no row in segedu/_units.py" in problems
+    assert "09_mask_rcnn has notebooks but no row in segedu/_units.py" in problems
     assert not any("test file" in p for p in problems)
 
 

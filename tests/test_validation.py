@@ -191,3 +191,110 @@ def test_positive_int_hint_ends_the_range_error():
         check_positive_int(-1, "padding", minimum=0, hint=" Slice instead.")
     with pytest.raises(SegeduTypeError, match="k must be an int, but got True"):
         check_positive_int(True, "k")
+
+
+# --------------------------------------------------------------------------- check_binary_target (unit 06)
+
+torch = pytest.importorskip("torch")
+
+from segedu._validation import check_binary_target, check_instance_labels, check_label_map  # noqa: E402
+
+
+def test_binary_target_accepts_float_0_1_and_returns_it():
+    logits = torch.zeros(2, 1, 3, 3, dtype=torch.float64)
+    target = (torch.rand(2, 1, 3, 3) > 0.5).double()
+    assert check_binary_target(target, logits) is target
+    empty = torch.zeros(0, 1, 3, 3)
+    assert check_binary_target(empty, torch.zeros(0, 1, 3, 3)) is empty
+    meta = torch.empty(2, 1, 3, 3, device="meta")  # values unknown: only shape and dtype are checked
+    assert check_binary_target(meta, torch.empty(2, 1, 3, 3, device="meta")) is meta
+
+
+@pytest.mark.parametrize(
+    "target, error, pattern",
+    [
+        (torch.full((2, 1, 4, 4), 255.0), SegeduInputError, r"0 and 255.*divide it by 255.*\(target / 255\)"),
+        (torch.ones(2, 1, 4, 4, dtype=torch.long), SegeduTypeError, r"dtype is torch\.int64\. Use target\.float\(\)"),
+        (torch.full((2, 1, 4, 4), 255, dtype=torch.uint8), SegeduTypeError, r"target\.float\(\) / 255"),
+        (torch.ones(2, 1, 4, 4, dtype=torch.bool), SegeduTypeError, r"target\.float\(\)"),
+        (torch.zeros(2, 3, 4, 4), SegeduInputError, r"RGB.*target\[:, :1\]"),
+        (torch.zeros(2, 4, 4, 3), SegeduInputError, r"RGB.*target\[\.\.\., 0\]\[:, None\]"),
+        (torch.zeros(2, 1, 4, 4, 3), SegeduInputError, r"RGB.*target\[\.\.\., 0\]"),
+        (torch.zeros(2, 4, 4), SegeduInputError, r"target\[:, None\]"),
+        (torch.zeros(2, 1, 1, 4, 4), SegeduInputError, r"target\[:, 0\]"),
+        (torch.full((2, 1, 4, 4), 0.7), SegeduInputError, r"0\.7.*\(target > 0\.5\)\.float\(\)"),
+        (torch.full((2, 1, 4, 4), 3.0), SegeduInputError, r"label map.*\(target == c\)"),
+        (torch.full((2, 1, 4, 4), float("nan")), SegeduInputError, r"nan_to_num"),
+        (np.zeros((2, 1, 4, 4), dtype=np.float32), SegeduTypeError, r"torch\.from_numpy\(target\)\.float\(\)"),
+    ],
+)
+def test_binary_target_errors_name_the_fix(target, error, pattern):
+    with pytest.raises(error, match=pattern):
+        check_binary_target(target, torch.zeros(2, 1, 4, 4))
+
+
+def test_binary_target_checks_logits_too():
+    with pytest.raises(SegeduTypeError, match=r"logits must be a torch\.Tensor"):
+        check_binary_target(torch.zeros(1, 2), np.zeros((1, 2)))
+    with pytest.raises(SegeduTypeError, match=r"Use scores\.float\(\)"):
+        check_binary_target(torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long), logits_name="scores")
+
+
+# --------------------------------------------------------------------------- check_label_map (unit 06)
+
+
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_label_map_accepts_class_indices(to):
+    labels = to(np.array([[0, 1], [2, 255]]))
+    assert check_label_map(labels, 3, ignore_index=255) is labels
+    assert check_label_map(to(np.array([[True, False]])), 2) is not None
+
+
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_label_map_errors_name_the_fix(to):
+    with pytest.raises(SegeduInputError, match=r"class 4, but with num_classes=4.*num_classes=5"):
+        check_label_map(to(np.array([[0, 4]])), 4)
+    with pytest.raises(SegeduInputError, match=r"class -1"):
+        check_label_map(to(np.array([[0, -1]])), 4)
+    with pytest.raises(SegeduInputError, match=r"0 and 255.*divide it by 255"):
+        check_label_map(to(np.array([[0, 255]])), 2)
+    with pytest.raises(SegeduInputError, match=r"RGB"):
+        check_label_map(to(np.zeros((4, 4, 3), dtype=np.int64)), 3, ndim=2)
+    with pytest.raises(SegeduInputError, match=r"channel axis of size 1.*squeeze\(1\)"):
+        check_label_map(to(np.zeros((2, 1, 4, 4), dtype=np.int64)), 3, ndim=3)
+    fix = r"\.long\(\)" if to is torch.as_tensor else r"\.astype\(np\.int64\)"
+    with pytest.raises(SegeduTypeError, match=fix):
+        check_label_map(to(np.array([[0.0, 2.0]])), 3)
+    with pytest.raises(SegeduTypeError, match="argmax"):
+        check_label_map(to(np.array([[0.2, 0.8]])), 3)
+
+
+def test_label_map_ignore_index_skips_void_pixels():
+    with pytest.raises(SegeduInputError, match="ignore_index"):
+        check_label_map(np.array([[0, 255]]), 3)
+    check_label_map(np.array([[0, 255]]), 3, ignore_index=255)
+    check_label_map(np.full((2, 2), 255), 3, ignore_index=255)
+
+
+# --------------------------------------------------------------------------- check_instance_labels (unit 06)
+
+
+def test_instance_labels_accepts_integer_maps_of_any_ids():
+    labels = np.array([[0, 7], [7, 300]], dtype=np.uint16)
+    assert check_instance_labels(labels) is labels
+    assert check_instance_labels(torch.tensor([[0, 1]])).dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "labels, error, pattern",
+    [
+        (np.array([[True, False]]), SegeduTypeError, r"boolean mask.*skimage\.measure\.label\(mask\)"),
+        (np.array([[0.0, 1.0]]), SegeduTypeError, r"float64.*skimage\.measure\.label\(mask\)"),
+        (np.array([[0.0, 1.0, 2.0]]), SegeduTypeError, r"astype\(np\.int32\)"),
+        (np.array([[0, -2]]), SegeduInputError, r"negative id -2"),
+        (np.zeros((2, 3, 3), dtype=int), SegeduInputError, r"H×W"),
+    ],
+)
+def test_instance_labels_errors_name_the_fix(labels, error, pattern):
+    with pytest.raises(error, match=pattern):
+        check_instance_labels(labels, "instance_labels")

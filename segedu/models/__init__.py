@@ -11,11 +11,17 @@ name                      what                                            module
 ``linear_to_conv``        convolutionalise a fully connected layer        :mod:`segedu.models.fcn`
 ``fuse_skips``            FCN's skip fusion, as a pure function           :mod:`segedu.models.fcn`
 ``conv_bn_relu`` …        building blocks (``DoubleConv``, ``VGGStage``)  :mod:`segedu.models.blocks`
+``UNet``                  U-Net (Ronneberger et al. 2015), valid or same  :mod:`segedu.models.unet`
+                          padding
+``center_crop``           U-Net's copy-and-crop                           :mod:`segedu.models.unet`
+``ResNetUNet``            a torchvision ResNet-18 encoder under a U-Net   :mod:`segedu.models.unet`
+                          decoder (transfer learning)
+``SegNet``                SegNet (Badrinarayanan et al. 2017): decoders   :mod:`segedu.models.segnet`
+                          unpool with the encoder's max-pooling indices
 ``load_checkpoint``       a trained model shipped with segedu             :mod:`segedu.models.checkpoint`
 ========================  ==============================================  ================================
 
-Later units add ``UNet`` and ``center_crop`` (unit 06), ``SegNet`` (07), ``DeepLab`` and ``ASPP``
-(08) and ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
+Later units add ``DeepLab`` and ``ASPP`` (08) and ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
 ``AttributeError`` that says which unit adds them, and ``__all__`` lists only the names that exist,
 so ``from segedu.models import *`` always works.
 
