@@ -62,7 +62,7 @@ Examples
 >>> logits = 10 * (2 * target - 1)  # confident and right
 >>> round(dice_loss(logits, target).item(), 4), round(bce_loss(logits, target).item(), 4)
 (0.0, 0.0)
->>> round(focal_loss(-logits, target).item(), 3)  # confident and wrong: about alpha_t * 10
+>>> round(focal_loss(-logits, target).item(), 3)  # confident and wrong: mean of alpha_t * 10, alpha_t 0.25 or 0.75
 5.0
 """
 
@@ -113,6 +113,18 @@ def _check_samples(logits, name="logits"):
         )
 
 
+def _binary_target(target, logits) -> torch.Tensor:
+    """The checked target, in the logits' dtype (0 and 1 are exact in every float dtype)."""
+    target = check_binary_target(target, logits)
+    if target.device != logits.device:
+        # torch would say only "Expected all tensors to be on the same device"; a target is never moved silently
+        raise SegeduInputError(
+            f"target is on {target.device}, but logits are on {logits.device}. Move the target with "
+            f"target.to(logits.device) (the batch loop usually moves both: x.to(device), y.to(device))."
+        )
+    return target.to(logits.dtype)
+
+
 def _as_weight(weight, like: torch.Tensor, name: str = "weight") -> torch.Tensor:
     """A per-pixel weight map as a tensor of ``like``'s shape, dtype and device (numpy maps accepted)."""
     if isinstance(weight, np.ndarray):
@@ -160,6 +172,11 @@ def dice_loss(logits, target, smooth=1.0) -> torch.Tensor:
         A scalar: the mean over the :math:`N` samples of each sample's Dice loss, with
         :math:`p = \sigma(\text{logits})` and the sums over all axes but the first.
 
+    References
+    ----------
+    Milletari, Navab and Ahmadi, "V-Net", 3DV 2016, equation 1 (without the squares in the
+    denominator, as most code computes it). arXiv:1606.04797
+
     Examples
     --------
     >>> import torch
@@ -169,7 +186,7 @@ def dice_loss(logits, target, smooth=1.0) -> torch.Tensor:
     >>> round(dice_loss(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)).item(), 4)  # p = 0.5: 1 - 5/7
     0.2857
     """
-    target = check_binary_target(target, logits).to(logits.dtype)  # the loss has the logits' dtype
+    target = _binary_target(target, logits)  # the loss has the logits' dtype
     _check_samples(logits)
     smooth = check_real_scalar(smooth, "smooth", minimum=0.0)
     p = torch.sigmoid(logits).flatten(1)
@@ -201,6 +218,14 @@ def focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="mean") -> torch
     large logits; :math:`\gamma` multiplies the *modulating* term :math:`(1 - p_t)`, not the
     cross-entropy, and :math:`\alpha` goes with the foreground (:math:`y = 1`).
 
+    Unlike torchvision, the target must hold only 0s and 1s (a 0/255 or label-valued target is
+    refused with its fix) and :math:`\alpha > 1` is refused; on valid input the two agree.
+
+    References
+    ----------
+    Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection", ICCV 2017,
+    equation 5. arXiv:1708.02002
+
     Examples
     --------
     >>> import torch
@@ -210,7 +235,7 @@ def focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="mean") -> torch
     ...                    torchvision.ops.sigmoid_focal_loss(logits, target, reduction="mean")))
     True
     """
-    target = check_binary_target(target, logits).to(logits.dtype)  # the loss has the logits' dtype
+    target = _binary_target(target, logits)  # the loss has the logits' dtype
     alpha = check_real_scalar(alpha, "alpha")
     if alpha > 1:
         raise SegeduInputError(
@@ -254,7 +279,7 @@ def bce_loss(logits, target, weight=None, reduction="mean") -> torch.Tensor:
     >>> round(bce_loss(logits, target, weight=torch.full((1, 1, 2, 2), 2.0)).item(), 4)
     1.3863
     """
-    target = check_binary_target(target, logits).to(logits.dtype)  # the loss has the logits' dtype
+    target = _binary_target(target, logits)  # the loss has the logits' dtype
     check_in(reduction, "reduction", _REDUCTIONS)
     if weight is not None:
         weight = _as_weight(weight, logits)

@@ -196,3 +196,21 @@ def test_bad_input_names_the_fix():
     with pytest.raises(SegeduInputError, match="labels must be N×H×W"):
         AugmentedTiles(np.zeros((2, 8, 8), np.float32), np.zeros((3, 8, 8), np.int64))
     assert isinstance(augment, JointAugment)
+
+
+def test_elastic_alpha_is_half_in_pixels_as_documented():
+    """The module text says v2.ElasticTransform moves pixels by alpha/2 times the smoothed noise: pin
+    torchvision's convention with a constant displacement (noise 1 everywhere) built as make_params does."""
+    from torchvision.transforms.v2 import functional as TF2
+
+    h, w, alpha = 12, 16, 4.0
+    columns = torch.arange(w, dtype=torch.float64).expand(1, h, w).clone()
+    rows = torch.arange(h, dtype=torch.float64)[:, None].expand(1, h, w).clone()
+    displacement = torch.zeros(1, h, w, 2, dtype=torch.float64)
+    displacement[..., 0] = alpha / w  # make_params: dx = noise * alpha / width
+    displacement[..., 1] = alpha / h  # dy = noise * alpha / height
+    moved_x = TF2.elastic(columns, displacement, interpolation=TF2.InterpolationMode.BILINEAR)
+    moved_y = TF2.elastic(rows, displacement, interpolation=TF2.InterpolationMode.BILINEAR)
+    inside = (slice(None), slice(0, h - 3), slice(0, w - 3))  # away from the zero fill
+    np.testing.assert_allclose((moved_x - columns)[inside].numpy(), alpha / 2)
+    np.testing.assert_allclose((moved_y - rows)[inside].numpy(), alpha / 2)

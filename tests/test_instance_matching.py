@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch  # imported here, not in a test, so that its import time is not billed to one test
 from pycocotools import mask as mask_utils
 
 from segedu._validation import SegeduInputError, SegeduTypeError
@@ -229,7 +230,6 @@ def test_empty_maps():
 
 
 def test_accepts_torch_and_3d():
-    torch = pytest.importorskip("torch")
     _, true = touching_cells(0)
     m = match_instances(torch.from_numpy(true), torch.from_numpy(true).long())
     assert m["f1"] == 1.0

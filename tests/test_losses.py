@@ -257,6 +257,18 @@ def test_losses_follow_the_device():
             torch.testing.assert_close(cuda.cpu(), loss(logits, target))
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_target_on_another_device_names_the_fix(loss):
+    # meta stands for "another device" on a CPU-only machine; the target is never moved silently
+    with pytest.raises(SegeduInputError, match=r"target\.to\(logits\.device\)"):
+        loss(torch.zeros(2, 1, 4, 4, device="meta"), torch.zeros(2, 1, 4, 4))
+
+
+def test_weighted_cross_entropy_0_255_label_map_says_divide():
+    with pytest.raises(SegeduInputError, match="divide it by 255"):
+        weighted_cross_entropy(torch.zeros(1, 2, 4, 4), torch.tensor([[[0, 255] * 2] * 4]))
+
+
 def test_lazy_import():
     assert segedu.losses.dice_loss is dice_loss
 
@@ -324,6 +336,15 @@ def test_weight_map_degenerate_cases():
     one[1:3, 1:3] = 4  # one cell: class weights only
     expected = np.where(one > 0, 30 / 8, 30 / 52)
     np.testing.assert_allclose(unet_weight_map(one), expected)
+
+
+def test_weight_map_without_background_has_no_border_term():
+    # two cells fill the map: one class only (w_c = 1) and no background pixel to carry a border term
+    labels = np.zeros((4, 6), dtype=np.int32)
+    labels[:, :3], labels[:, 3:] = 1, 2
+    np.testing.assert_array_equal(unet_weight_map(labels), _weight_map_brute_force(labels, 10.0, 5.0))
+    np.testing.assert_array_equal(unet_weight_map(labels), np.ones((4, 6)))
+    np.testing.assert_array_equal(unet_weight_map_reference(labels), np.ones((4, 6)))
 
 
 def test_weight_map_gap_between_touching_cells_is_heaviest():

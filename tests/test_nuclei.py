@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # imported here, not in a test, so that its import time is not billed to one test
 from scipy import ndimage
 
 from segedu._validation import SegeduInputError, SegeduTypeError
@@ -168,7 +169,6 @@ def test_foreground_mask():
     mask = foreground_mask(labels)
     assert mask.dtype == bool
     np.testing.assert_array_equal(mask, labels != 0)
-    torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(foreground_mask(torch.from_numpy(labels)), mask)
     with pytest.raises(SegeduTypeError, match="fractional"):
         foreground_mask(labels * 0.5)

@@ -99,7 +99,8 @@ def test_unet_paper_sizes_from_trace_and_from_forward_hooks():
 
 
 def test_unet_paper_channels():
-    model = UNet(1, 2, padding="valid")  # the paper's widths: 64 ... 1024
+    with torch.device("meta"):  # structure only: skip drawing 31M initial weights
+        model = UNet(1, 2, padding="valid")  # the paper's widths: 64 ... 1024
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs[:10:2]] == [64, 128, 256, 512, 1024]
     ups = [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
@@ -113,6 +114,17 @@ def test_unet_paper_channels():
     assert model.head.kernel_size == (1, 1) and model.head.out_channels == 2
     # 23 convolutional layers in the paper: 18 3×3, 4 up-convolutions, 1 1×1
     assert len(convs) + len(ups) == 23
+
+
+def test_unet_defaults_are_the_paper_network_572_to_388():
+    """COURSE.md: UNet(padding="valid") with the defaults (64 channels, depth 4) maps 572 to 388.
+    On the meta device the forward computes shapes only, so the full-width network costs nothing."""
+    with torch.device("meta"):  # built on meta too: no 31M random weights to draw
+        model = UNet(1, 2, padding="valid")
+        same = UNet(1, 2)  # default padding="same": output size = input size
+    assert (model.base_channels, model.depth) == (64, 4)
+    assert model(torch.zeros(1, 1, 572, 572, device="meta")).shape == (1, 2, 388, 388)
+    assert same(torch.zeros(1, 1, 256, 192, device="meta")).shape == (1, 2, 256, 192)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
@@ -179,6 +191,21 @@ def test_unet_other_input_errors_come_from_the_base_class():
         UNet(1, 2, padding="full")
     with pytest.raises(SegeduInputError, match="depth"):
         UNet(1, 2, depth=0)
+
+
+@pytest.mark.parametrize("build", [lambda: UNet(1, 2, base_channels=2, depth=2), lambda: ResNetUNet(2, in_channels=1)])
+def test_float64_model_gives_float64_and_mismatches_name_the_fix(build):
+    model = build().eval()
+    x = torch.rand(1, 1, 32, 32, dtype=torch.float64)
+    with pytest.raises(SegeduTypeError, match=r"model\.double\(\)"):
+        model(x)  # no silent cast of the input down to float32
+    with torch.no_grad():
+        out64 = model.double()(x)
+        out32 = model.float()(x.float())
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64.float(), out32, atol=1e-4, rtol=1e-4)
+    with pytest.raises(SegeduInputError, match=r"model\.to\(x\.device\)"):
+        model(torch.zeros(1, 1, 32, 32, device="meta"))
 
 
 def test_unet_uses_doubleconv_blocks_and_trains_a_step():

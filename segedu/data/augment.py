@@ -17,9 +17,13 @@ The pipeline of :func:`joint_augment`, in order, each step applied to all three 
 3. a rotation by :math:`k \cdot 90°`, :math:`k` uniform in 0..3 (only 0 or 2 for a non-square
    image, which a quarter turn would not fit) (:class:`RandomRot90`, exact: ``torch.rot90``);
 4. with probability ``elastic_p``, ``v2.ElasticTransform(alpha, sigma)``: a random displacement
-   field :math:`\Delta(x)` with components uniform in :math:`[-1, 1]`, smoothed by a Gaussian of
-   standard deviation ``sigma`` pixels and scaled by ``alpha`` pixels (Simard et al. 2003); the
-   output at :math:`x` is the input at :math:`x + \Delta(x)`. Pixels pulled from outside the image
+   field :math:`\Delta(x) = \tfrac{\alpha}{2}\,(G_\sigma * u)(x)` in pixels, where the components of
+   :math:`u` are uniform in :math:`[-1, 1]` and :math:`G_\sigma` is a Gaussian of standard deviation
+   ``sigma`` pixels (Simard et al. 2003). The factor is :math:`\alpha/2`, not :math:`\alpha`:
+   torchvision scales the noise by :math:`\alpha / W` (:math:`\alpha / H` vertically) in the
+   normalised coordinates of ``grid_sample``, which span 2 over the :math:`W` pixels of a row
+   (the :math:`H` of a column). The output at :math:`x` is the
+   input at :math:`x + \Delta(x)`. Pixels pulled from outside the image
    get 0: image 0, label 0 (background) and weight 0 (those pixels do not count in the loss).
 
 The weight map travels as a second channel of the :class:`~torchvision.tv_tensors.Image`, so it is
@@ -249,8 +253,9 @@ def joint_augment(seed=0, flips: bool = True, rotate90: bool = True, elastic_p: 
     elastic_p : float
         Probability in :math:`[0, 1]` of an elastic deformation; 0 switches it off.
     elastic_alpha : float
-        Strength :math:`\alpha` of the displacement, in pixels (``v2.ElasticTransform``'s
-        ``alpha``). torchvision's default 50 is strong for 64-pixel tiles; 10--30 bends cells
+        Strength :math:`\alpha` of the displacement (``v2.ElasticTransform``'s ``alpha``): the
+        smoothed noise is scaled to :math:`\alpha/2` pixels (see the module text).
+        torchvision's default 50 is strong for 64-pixel tiles; 10--30 bends cells
         without tearing them.
     elastic_sigma : float
         Smoothness :math:`\sigma` of the displacement field, in pixels (> 0).

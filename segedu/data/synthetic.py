@@ -314,7 +314,7 @@ def touching_cells(seed, size=(64, 64), n_cells: int = 12, radius=(5.0, 9.0), to
     n_cells : int
         Number of cells to place (at least 1). Fewer are returned when no room is found for some.
     radius : (float, float)
-        Range of the long semi-axis in pixels, ``0 < low <= high``.
+        Range of the long semi-axis in pixels, ``1 <= low <= high``.
     touching : float
         Probability in :math:`[0, 1]` that a new cell is placed against an earlier one.
     noise : float
