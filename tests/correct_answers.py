@@ -694,6 +694,170 @@ COCO_B = {
 ''',
 }
 
+# ----------------------------------------------------------------------------- 06 U-Net
+
+UNET_A = {
+    "center_crop": '''def center_crop(x, size):
+    """The centre (h, w) window of x, a tensor of shape (..., H, W)."""
+    if isinstance(size, int):
+        size = (size, size)
+    rows, cols = x.shape[-2:]
+    starts = [round((n - k) / 2) for n, k in zip((rows, cols), size)]   # Python's round: halves to even
+    return x[..., starts[0]:starts[0] + size[0], starts[1]:starts[1] + size[1]]
+''',
+    "unet_weight_map": '''def unet_weight_map(instance_labels, w0=10.0, sigma=5.0):
+    """U-Net's weight map: balanced class weights plus w0 * exp(-(d1 + d2)^2 / (2 sigma^2)) on the background."""
+    labels = np.asarray(instance_labels)
+    height, width = labels.shape
+    total = labels.size
+    n_objects = np.count_nonzero(labels)
+    if n_objects in (0, total):
+        weights = np.ones((height, width))
+    else:
+        weights = np.where(labels > 0, total / (2 * n_objects), total / (2 * (total - n_objects)))
+    ids = [k for k in np.unique(labels) if k != 0]
+    if len(ids) < 2:
+        return weights.astype(np.float64)
+    points = {k: np.argwhere(labels == k) for k in ids}   # brute force: every pixel of every object
+    for r in range(height):
+        for c in range(width):
+            if labels[r, c] != 0:
+                continue
+            nearest = sorted(np.sqrt(((p - (r, c)) ** 2).sum(axis=1)).min() for p in points.values())
+            weights[r, c] += w0 * np.exp(-(nearest[0] + nearest[1]) ** 2 / (2 * sigma ** 2))
+    return weights.astype(np.float64)
+''',
+    "dice_loss": '''def dice_loss(logits, target, smooth=1.0):
+    """Mean over the samples of 1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s), with p = sigmoid(logits)."""
+    losses = []
+    for z, y in zip(logits, target):
+        p = 1 / (1 + torch.exp(-z))
+        y = y.float()
+        losses.append(1 - (2 * torch.sum(y * p) + smooth) / (torch.sum(y) + torch.sum(p) + smooth))
+    return torch.stack(losses).mean()
+''',
+    "focal_loss": '''def focal_loss(logits, target, alpha=0.25, gamma=2.0):
+    """Mean over pixels of -alpha_t (1 - p_t)^gamma log(p_t), with p = sigmoid(logits)."""
+    p = torch.sigmoid(logits)
+    positive = target == 1
+    p_t = torch.where(positive, p, 1 - p)
+    alpha_t = torch.where(positive, torch.full_like(p, alpha), torch.full_like(p, 1 - alpha))
+    log_p_t = torch.where(positive, F.logsigmoid(logits), F.logsigmoid(-logits))
+    return torch.mean(-alpha_t * (1 - p_t).pow(gamma) * log_p_t)
+''',
+}
+
+UNET_B = {
+    "center_crop": '''def center_crop(x, size):
+    """The centre (h, w) window of x, a tensor of shape (..., H, W)."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    H, W = x.shape[-2], x.shape[-1]
+
+    def start(margin):
+        half, odd = divmod(margin, 2)         # margin / 2 = half + odd / 2
+        return half + (odd and half % 2)      # a half rounds to the even neighbour, as round() does
+
+    top, left = start(H - h), start(W - w)
+    return x.narrow(-2, top, h).narrow(-1, left, w)
+''',
+    "unet_weight_map": '''def unet_weight_map(instance_labels, w0=10.0, sigma=5.0):
+    """U-Net's weight map: balanced class weights plus w0 * exp(-(d1 + d2)^2 / (2 sigma^2)) on the background."""
+    labels = np.asarray(instance_labels).astype(np.int64)
+    background = labels == 0
+    n = labels.size
+    counts = {True: int(background.sum()), False: int((~background).sum())}
+    if min(counts.values()) == 0:
+        class_weight = np.ones(labels.shape)
+    else:
+        class_weight = np.where(background, n / (2.0 * counts[True]), n / (2.0 * counts[False]))
+    d1 = np.full(labels.shape, np.inf)
+    d2 = np.full(labels.shape, np.inf)
+    for k in np.unique(labels[~background]):
+        d = ndimage.distance_transform_edt(labels != k)
+        d2 = np.where(d < d1, d1, np.minimum(d2, d))
+        d1 = np.minimum(d1, d)
+    with np.errstate(invalid="ignore", over="ignore"):
+        border = np.where(np.isfinite(d2) & background, w0 * np.exp(-((d1 + d2) ** 2) / (2.0 * sigma ** 2)), 0.0)
+    return class_weight + border
+''',
+    "dice_loss": '''def dice_loss(logits, target, smooth=1.0):
+    """Mean over the samples of 1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s), with p = sigmoid(logits)."""
+    n = logits.shape[0]
+    p = torch.sigmoid(logits).reshape(n, -1)
+    y = target.reshape(n, -1).type_as(p)
+    numerator = 2 * torch.einsum("ni,ni->n", p, y) + smooth
+    denominator = p.sum(-1) + y.sum(-1) + smooth
+    return torch.mean(1 - numerator / denominator)
+''',
+    "focal_loss": '''def focal_loss(logits, target, alpha=0.25, gamma=2.0):
+    """Mean over pixels of -alpha_t (1 - p_t)^gamma log(p_t), with p = sigmoid(logits)."""
+    y = target.float()
+    p = torch.sigmoid(logits)
+    loss_positive = -alpha * (1 - p) ** gamma * F.logsigmoid(logits)
+    loss_negative = -(1 - alpha) * p ** gamma * F.logsigmoid(-logits)
+    return (y * loss_positive + (1 - y) * loss_negative).sum() / y.numel()
+''',
+}
+
+# ----------------------------------------------------------------------------- 07 SegNet
+
+SEGNET_A = {
+    "max_unpool2d": '''def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):
+    """Put each value of x at the position indices names in its (H, W) plane; zeros elsewhere."""
+    if stride is None:
+        stride = kernel_size
+    n, c, h, w = x.shape
+    if output_size is not None:
+        H, W = output_size[-2:]
+    else:
+        H, W = (h - 1) * stride + kernel_size, (w - 1) * stride + kernel_size
+    out = x.new_zeros((n, c, H, W))
+    for b in range(n):
+        for ch in range(c):
+            for r in range(h):
+                for q in range(w):
+                    index = int(indices[b, ch, r, q])
+                    out[b, ch, index // W, index % W] = x[b, ch, r, q]
+    return out
+''',
+    "segnet_decoder_stage": '''def segnet_decoder_stage(x, indices, output_size, convs, norms):
+    """Unpool x with the encoder's indices to output_size, then conv -> batch norm -> ReLU per layer."""
+    y = max_unpool2d(x, indices, 2, output_size=output_size)
+    for conv, norm in zip(convs, norms):
+        z = conv(y)
+        shape = (1, -1, 1, 1)
+        scale = norm["weight"].reshape(shape) / torch.sqrt(norm["running_var"].reshape(shape) + 1e-5)
+        z = (z - norm["running_mean"].reshape(shape)) * scale + norm["bias"].reshape(shape)
+        y = torch.clamp(z, min=0)
+    return y
+''',
+}
+
+SEGNET_B = {
+    "max_unpool2d": '''def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):
+    """Put each value of x at the position indices names in its (H, W) plane; zeros elsewhere."""
+    s = kernel_size if stride is None else stride
+    n, c, h, w = x.shape
+    size = output_size if output_size is not None else ((h - 1) * s + kernel_size, (w - 1) * s + kernel_size)
+    H, W = int(size[-2]), int(size[-1])
+    flat = torch.zeros(n * c * H * W, dtype=x.dtype)
+    offsets = (torch.arange(n * c) * H * W).reshape(n, c, 1, 1)   # where each (sample, channel) plane starts
+    flat[(indices + offsets).flatten()] = x.flatten()
+    return flat.view(n, c, H, W)
+''',
+    "segnet_decoder_stage": '''def segnet_decoder_stage(x, indices, output_size, convs, norms):
+    """Unpool x with the encoder's indices to output_size, then conv -> batch norm -> ReLU per layer."""
+    y = max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=tuple(output_size))
+    for k in range(len(convs)):
+        conv, stats = convs[k], norms[k]
+        y = F.conv2d(y, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding)
+        mean = stats["running_mean"][None, :, None, None]
+        std = (stats["running_var"][None, :, None, None] + 1e-5).sqrt()
+        y = torch.relu(stats["weight"][None, :, None, None] * (y - mean) / std + stats["bias"][None, :, None, None])
+    return y
+''',
+}
+
 ANSWERS = {
     "00_tasks_and_metrics": (METRICS_A, METRICS_B),
     "01_thresholding": (THRESHOLDING_A, THRESHOLDING_B),
@@ -701,6 +865,8 @@ ANSWERS = {
     "03_regions": (REGIONS_A, REGIONS_B),
     "04_transpose_convolution": (TRANSPOSE_A, TRANSPOSE_B),
     "05_fcn": (FCN_A, FCN_B),
+    "06_unet": (UNET_A, UNET_B),
+    "07_segnet": (SEGNET_A, SEGNET_B),
     "11_coco_eda": (COCO_A, COCO_B),
 }
 

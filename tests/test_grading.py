@@ -324,6 +324,64 @@ def _fuse_cases(rng):
     return [((*scores, *layers), {}, "3 classes", False)]
 
 
+def _discs(shape, centres, radius):
+    rows, cols = np.indices(shape)
+    labels = np.zeros(shape, dtype=np.int32)
+    for k, (r, c) in enumerate(centres, start=1):
+        labels[(rows - r) ** 2 + (cols - c) ** 2 <= radius ** 2] = k
+    return labels
+
+
+@cases_for("06_unet", "center_crop")
+def _center_crop_cases(rng):
+    import torch
+
+    torch.manual_seed(int(rng.integers(1000)))
+    return [((torch.randn(2, 3, 12, 10), (6, 4)), {}, "even margins", False),
+            ((torch.randn(1, 9, 11), 4), {}, "odd margins, an int size", True)]
+
+
+@cases_for("06_unet", "unet_weight_map")
+def _weight_map_cases(rng):
+    return [((_discs((20, 22), [(6, 6), (6, 16), (15, 11)], 4),), {}, "three discs", False),
+            ((_discs((12, 12), [(5, 5)], 3),), {"w0": 4.0, "sigma": 2.5}, "one disc", True)]
+
+
+@cases_for("06_unet", "dice_loss", "focal_loss")
+def _loss_cases(rng):
+    import torch
+
+    torch.manual_seed(int(rng.integers(1000)))
+    target = (torch.rand(3, 1, 7, 9) < 0.3).float()
+    target[0] = 0.0   # an empty sample
+    return [((2 * torch.randn(3, 1, 7, 9), target), {}, "three samples", False)]
+
+
+@cases_for("07_segnet", "max_unpool2d")
+def _unpool_cases(rng):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(int(rng.integers(1000)))
+    values, indices = F.max_pool2d(torch.randn(2, 3, 7, 10), 2, return_indices=True)
+    overlapping, where = F.max_pool2d(torch.randn(1, 2, 9, 7), 3, stride=2, return_indices=True)
+    return [((values, indices, 2), {"output_size": (7, 10)}, "odd height", False),
+            ((overlapping, where, 3), {"stride": 2}, "overlapping windows", True)]
+
+
+@cases_for("07_segnet", "segnet_decoder_stage")
+def _decoder_stage_cases(rng):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(int(rng.integers(1000)))
+    _, indices = F.max_pool2d(torch.randn(2, 4, 6, 9), 2, return_indices=True)
+    convs = [torch.nn.Conv2d(4, 4, 3, padding=1, bias=False), torch.nn.Conv2d(4, 2, 3, padding=1, bias=False)]
+    norms = [{"weight": torch.rand(c) + 0.5, "bias": torch.randn(c), "running_mean": torch.randn(c),
+              "running_var": torch.rand(c) + 0.5} for c in (4, 2)]
+    return [((torch.randn(indices.shape), indices, (6, 9), convs, norms), {}, "two convolutions", False)]
+
+
 def _synthetic_coco():
     import tempfile
 
@@ -544,6 +602,115 @@ def test_delegation_is_caught(how):
     assert forbidden_name in message
     assert "earn no points" in message
     assert ex.spec.allowed in message
+
+
+def _pooled(kernel, stride=None):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    return F.max_pool2d(torch.randn(2, 3, 7, 9), kernel, stride=stride, return_indices=True)
+
+
+def _losses_inputs():
+    import torch
+
+    torch.manual_seed(0)
+    return 2 * torch.randn(2, 1, 5, 6), (torch.rand(2, 1, 5, 6) < 0.4).float()
+
+
+def _crop_by_torchvision(x, size):
+    from torchvision.transforms.functional import center_crop as crop
+
+    return crop(x, list(size))
+
+
+def _crop_by_transforms_v2(x, size):
+    from torchvision.transforms import v2
+
+    return v2.CenterCrop(list(size))(x)
+
+
+def _focal_by_torchvision(logits, target, alpha=0.25, gamma=2.0):
+    from torchvision.ops import sigmoid_focal_loss as focal
+
+    return focal(logits, target, alpha, gamma, reduction="mean")
+
+
+def _unpool_by_functional(x, indices, kernel_size, stride=None, output_size=None):
+    from torch.nn.functional import max_unpool2d as unpool
+
+    return unpool(x, indices, kernel_size, stride, output_size=output_size)
+
+
+def _unpool_by_module(x, indices, kernel_size, stride=None, output_size=None):
+    from torch import nn
+
+    return nn.MaxUnpool2d(kernel_size, stride)(x, indices, output_size=output_size)
+
+
+def _unpool_by_aten(x, indices, kernel_size, stride=None, output_size=None):
+    import torch
+
+    return torch.ops.aten.max_unpool2d(x, indices, list(output_size))
+
+
+def _unpool_by_segedu(x, indices, kernel_size, stride=None, output_size=None):
+    from segedu.conv import max_unpool2d as unpool
+
+    return unpool(x, indices, kernel_size, stride, output_size=output_size)
+
+
+TORCH_DELEGATIONS = {   # units 06 and 07: the library peers are torch functions, reached every way we know
+    "torchvision center_crop": ("06_unet", "center_crop", _crop_by_torchvision,
+                                lambda: ((_pooled(1)[0], (4, 6)), {}), "torchvision.transforms"),
+    "transforms v2 CenterCrop": ("06_unet", "center_crop", _crop_by_transforms_v2,
+                                 lambda: ((_pooled(1)[0], (4, 6)), {}), "torchvision.transforms"),
+    "torchvision.ops focal loss": ("06_unet", "focal_loss", _focal_by_torchvision,
+                                   lambda: (_losses_inputs(), {}), "torchvision.ops"),
+    "F.max_unpool2d": ("07_segnet", "max_unpool2d", _unpool_by_functional,
+                       lambda: ((*_pooled(2), 2), {"output_size": (7, 9)}), "torch._C._nn.max_unpool2d"),
+    "nn.MaxUnpool2d": ("07_segnet", "max_unpool2d", _unpool_by_module,
+                       lambda: ((*_pooled(3, 2), 3), {"stride": 2}), "torch._C._nn.max_unpool2d"),
+    "torch.ops.aten": ("07_segnet", "max_unpool2d", _unpool_by_aten,
+                       lambda: ((*_pooled(2), 2), {"output_size": (7, 9)}), "torch._ops"),
+    "segedu.conv": ("07_segnet", "max_unpool2d", _unpool_by_segedu,
+                    lambda: ((*_pooled(2), 2), {"output_size": (7, 9)}), "segedu.conv"),
+}
+
+
+@pytest.mark.parametrize("how", list(TORCH_DELEGATIONS))
+def test_delegation_to_a_torch_peer_is_caught(how):
+    """Exercises 06 and 07 forbid torch functions, not whole modules: every route to them trips the wire."""
+    assignment, name, function, inputs, forbidden_name = TORCH_DELEGATIONS[how]
+    args, kwargs = inputs()
+    ex = exercise(assignment)
+    got = function(*args, **kwargs)
+    expected = ex.reference(name)(*args, **kwargs)
+    assert np.allclose(_compare.plain(got), _compare.plain(expected), atol=1e-6)
+    message = failure(ex, name, function, *args, **kwargs)
+    assert forbidden_name in message and "earn no points" in message and ex.spec.allowed in message
+
+
+def test_a_decoder_stage_of_torch_layers_is_not_flagged():
+    """07 forbids torch's C++ unpooling kernels, yet conv modules, F.conv2d, F.batch_norm and F.relu stay allowed."""
+    import torch
+    import torch.nn.functional as F
+
+    def unpool(x, indices, output_size):
+        n, c, h, w = x.shape
+        out = torch.zeros(n, c, output_size[0] * output_size[1], dtype=x.dtype)
+        return out.scatter_(2, indices.flatten(2), x.flatten(2)).reshape(n, c, *output_size)
+
+    def stage(x, indices, output_size, convs, norms):
+        y = unpool(x, indices, output_size)
+        for conv, norm in zip(convs, norms):
+            y = F.relu(F.batch_norm(conv(y), norm["running_mean"], norm["running_var"], norm["weight"],
+                                    norm["bias"], training=False))
+        return y
+
+    args, kwargs, case, _ = cases("07_segnet", "segnet_decoder_stage")[0]
+    exercise("07_segnet").check("segnet_decoder_stage", stage, *args, case=case, **kwargs)
 
 
 def test_delegation_is_caught_in_hidden_cases_too():
@@ -1021,6 +1188,16 @@ def test_registry_entries_are_well_formed(assignment):
         assert isinstance(graded.options, dict)
         if graded.extra is not None:
             assert callable(_resolve(graded.extra))
+
+
+@pytest.mark.parametrize("assignment", sorted(EXERCISES))
+def test_packages_kept_importable_are_only_partly_forbidden(assignment):
+    """``importable`` keeps a package in the grading kernel although part of it is forbidden (07: torch's
+    unpooling kernels); a package forbidden as a whole can never be kept."""
+    spec = EXERCISES[assignment]
+    tops = {prefix.split(".")[0] for prefix in spec.forbidden}
+    for package in spec.importable:
+        assert package in tops and package not in spec.forbidden, (assignment, package)
 
 
 def _score_spec(assignment, reference):

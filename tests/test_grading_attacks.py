@@ -665,3 +665,54 @@ def test_torch_unit_delegation_and_runner_patching_earn_nothing(attacked_torch):
     assert float(rows["3000"]["score"]) == 7 and rows["3000"]["status"] == "ok", rows["3000"]
     assert float(rows["3001"]["score"]) == 7 - 2, rows["3001"]    # bilinear_kernel: neither import works
     assert float(rows["3002"]["score"]) == 0, rows["3002"]        # no results saved: every cell fails
+
+
+# ----------------------------------------------------------------------------- a torch peer inside torch
+
+C = "07_segnet"
+
+
+@pytest.fixture(scope="module")
+def attacked_unpooling(tmp_path_factory):
+    """Exercise 07 forbids torch's unpooling kernel but not torch: the sandbox cannot hide it, so the
+    kernel's tripwire (loaded by path, since segedu is hidden there) must catch every route to it."""
+    base = tmp_path_factory.mktemp("attacks07")
+    subs, out = base / "download", base / "out"
+    subs.mkdir()
+    release = nbformat.read(ROOT / "exercises" / C / f"{C}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / C / f"{C}.ipynb", as_version=4))
+    header = "def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):\n"
+    routes = {
+        "4001": header + "    return F.max_unpool2d(x, indices, kernel_size, stride, output_size=output_size)\n",
+        "4002": header + ("    size = output_size or ((x.shape[-2] - 1) * (stride or kernel_size) + kernel_size,\n"
+                          "                           (x.shape[-1] - 1) * (stride or kernel_size) + kernel_size)\n"
+                          "    return torch.ops.aten.max_unpool2d(x, indices, list(size[-2:]))\n"),
+        "4003": header + ("    import sys\n"
+                          "    sys.setprofile(None)\n"
+                          "    return torch.nn.MaxUnpool2d(kernel_size, stride)(x, indices, output_size=output_size)\n"),
+    }
+    notebooks = {"4000": fill_in(release, answers)}
+    notebooks.update({student: fill_in(release, dict(answers, max_unpool2d=code)) for student, code in routes.items()})
+    for student, notebook in notebooks.items():
+        (subs / f"s_{student}_9{student}_{C}.ipynb").write_bytes(_bytes(notebook))
+    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", C, str(subs),
+                             "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def test_torch_stays_importable_where_only_its_kernel_is_forbidden():
+    from segedu.instructor import grade
+
+    assert "torch" not in grade.hidden_modules(C) and "segedu" in grade.hidden_modules(C)
+
+
+def test_unpooling_by_torch_earns_nothing_in_the_sandbox(attacked_unpooling):
+    rows = attacked_unpooling
+    assert float(rows["4000"]["score"]) == 7 and rows["4000"]["status"] == "ok", rows["4000"]
+    # the decoder stage calls the student's own max_unpool2d, so it fails with it
+    for student in ("4001", "4002", "4003"):
+        assert float(rows[student]["score"]) == 0, (student, rows[student])

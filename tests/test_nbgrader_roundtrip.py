@@ -141,7 +141,8 @@ def test_feedback_hides_hidden_tests(graded, assignment):
         html = page.read_text(encoding="utf-8")
         assert "HIDDEN TESTS" not in html, page
         assert "hidden=True" not in html and "ex.rng(" not in html, page
-        assert "passed (" in html or "NotImplementedError" in html or "wrong answer" in html
+        # a verdict in every page; a delegating answer may lose every cell (07's max_unpool2d feeds the decoder stage)
+        assert any(text in html for text in ("passed (", "NotImplementedError", "wrong answer", "earn no points"))
     # a failing hidden test still tells the student which case failed, without its input
     wrong = next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)
     html = (feedback / wrong / assignment / f"{assignment}.html").read_text(encoding="utf-8")

@@ -484,5 +484,137 @@ known.add("05_fcn", "fcn8s_fuse",
                must_lose=("test_fcn8s_fuse",)),
 )
 
+known.add("06_unet", "center_crop",
+    Submission("crop_one_pixel_late", "starts the window one row and one column too late",
+               (M("center_crop", "return x[..., top:top + h, left:left + w]",
+                  "return x[..., top + 1:top + 1 + h, left + 1:left + 1 + w]"),),
+               must_lose=("test_center_crop_even", "test_center_crop_odd")),
+    Submission("crop_end_inclusive", "takes h + 1 rows and w + 1 columns (end index included)",
+               (M("center_crop", "return x[..., top:top + h, left:left + w]",
+                  "return x[..., top:top + h + 1, left:left + w + 1]"),),
+               must_lose=("test_center_crop_even", "test_center_crop_odd")),
+    Submission("crop_floor_start", "starts at (H - h) // 2, which differs from torchvision's round for odd margins",
+               (M("center_crop", "    top = int(round((height - h) / 2.0))\n    left = int(round((width - w) / 2.0))\n",
+                  "    top = (height - h) // 2\n    left = (width - w) // 2\n"),),
+               must_lose=("test_center_crop_odd",)),
+    Submission("delegates_to_torchvision_crop", "calls torchvision's center_crop under an alias",
+               replace={"center_crop": "from torchvision.transforms.functional import center_crop as library_crop\n\n"
+                                       "def center_crop(x, size):\n"
+                                       "    size = [size, size] if isinstance(size, int) else list(size)\n"
+                                       "    return library_crop(x, size)\n"},
+               must_lose=("test_center_crop_even", "test_center_crop_odd")),
+)
+
+known.add("06_unet", "unet_weight_map",
+    Submission("weight_map_same_object", "d1 and d2 both from one distance transform of the background",
+               (M("unet_weight_map",
+                  "        distances = np.stack([ndimage.distance_transform_edt(labels != k) for k in objects])\n"
+                  "        distances.sort(axis=0)\n        d1, d2 = distances[0], distances[1]\n",
+                  "        d1 = ndimage.distance_transform_edt(labels == 0)   # distance to the nearest object\n"
+                  "        d2 = d1\n"),),
+               must_lose=("test_unet_weight_map_border",)),
+    Submission("weight_map_border_on_objects", "adds the border term on the objects too",
+               (M("unet_weight_map", "weights[~foreground] += border[~foreground]", "weights += border"),),
+               must_lose=("test_unet_weight_map_border",)),
+    Submission("weight_map_without_class_weights", "leaves out the class weights (w_c = 1)",
+               (M("unet_weight_map", "        weights[foreground] = labels.size / (2 * n_foreground)\n"
+                  "        weights[~foreground] = labels.size / (2 * n_background)\n", "        pass\n"),),
+               must_lose=("test_unet_weight_map_class_weights", "test_unet_weight_map_border")),
+)
+
+known.add("06_unet", "dice_loss",
+    Submission("dice_without_smoothing", "leaves out the smoothing: 0/0 on empty masks",
+               (M("dice_loss", "dice = (2 * (p * y).sum(dim=1) + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)",
+                  "dice = (2 * (p * y).sum(dim=1)) / (p.sum(dim=1) + y.sum(dim=1))"),),
+               must_lose=("test_dice_loss", "test_dice_loss_empty")),
+    Submission("dice_without_sigmoid", "uses the logits as probabilities",
+               (M("dice_loss", "p = torch.sigmoid(logits).flatten(1)", "p = logits.flatten(1)"),),
+               must_lose=("test_dice_loss", "test_dice_loss_empty")),
+    Submission("dice_over_the_whole_batch", "one Dice over the whole batch instead of the mean of per-sample losses",
+               (M("dice_loss", "    dice = (2 * (p * y).sum(dim=1) + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)\n"
+                  "    return (1 - dice).mean()",
+                  "    return 1 - (2 * (p * y).sum() + smooth) / (p.sum() + y.sum() + smooth)"),),
+               must_lose=("test_dice_loss",)),
+)
+
+known.add("06_unet", "focal_loss",
+    Submission("focal_gamma_on_p_t", "puts gamma on p_t instead of 1 - p_t",
+               (M("focal_loss", "(1 - p_t) ** gamma", "p_t ** gamma"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+    Submission("focal_alpha_on_negatives", "applies alpha to the negatives and 1 - alpha to the positives",
+               (M("focal_loss", "alpha_t = alpha * target + (1 - alpha) * (1 - target)",
+                  "alpha_t = alpha * (1 - target) + (1 - alpha) * target"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+    Submission("delegates_to_sigmoid_focal_loss", "calls torchvision.ops.sigmoid_focal_loss",
+               replace={"focal_loss": "import torchvision\n\n"
+                                      "def focal_loss(logits, target, alpha=0.25, gamma=2.0):\n"
+                                      "    return torchvision.ops.sigmoid_focal_loss(logits, target, alpha, gamma, "
+                                      "reduction=\"mean\")\n"},
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+)
+
+known.add("07_segnet", "max_unpool2d",
+    Submission("unpool_top_left", "ignores the indices: each value goes to its window's top-left corner",
+               (M("max_unpool2d", "    out = torch.zeros(n, c, height * width, dtype=x.dtype)\n"
+                  "    out.scatter_(2, indices.reshape(n, c, h * w), x.reshape(n, c, h * w))\n"
+                  "    return out.reshape(n, c, height, width)",
+                  "    out = torch.zeros(n, c, height, width, dtype=x.dtype)\n"
+                  "    out[:, :, 0:h * stride:stride, 0:w * stride:stride] = x\n"
+                  "    return out"),),
+               must_lose=("test_max_unpool2d", "test_max_unpool2d_output_size", "test_max_unpool2d_stride")),
+    Submission("unpool_nearest", "nearest-neighbour upsampling: copies each value over its window",
+               (M("max_unpool2d", "    out = torch.zeros(n, c, height * width, dtype=x.dtype)\n"
+                  "    out.scatter_(2, indices.reshape(n, c, h * w), x.reshape(n, c, h * w))\n"
+                  "    return out.reshape(n, c, height, width)",
+                  "    grown = x.repeat_interleave(stride, dim=2).repeat_interleave(stride, dim=3)\n"
+                  "    out = torch.zeros(n, c, height, width, dtype=x.dtype)\n"
+                  "    rows, cols = min(height, grown.shape[2]), min(width, grown.shape[3])\n"
+                  "    out[:, :, :rows, :cols] = grown[:, :, :rows, :cols]\n"
+                  "    return out"),),
+               must_lose=("test_max_unpool2d", "test_max_unpool2d_output_size", "test_max_unpool2d_stride")),
+    Submission("unpool_ignores_stride", "always uses stride = kernel_size",
+               (M("max_unpool2d", "stride = kernel_size if stride is None else stride", "stride = kernel_size"),),
+               must_lose=("test_max_unpool2d_stride",)),
+    Submission("delegates_to_max_unpool2d", "calls F.max_unpool2d under an alias",
+               replace={"max_unpool2d": "from torch.nn.functional import max_unpool2d as library_unpool\n\n"
+                                        "def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):\n"
+                                        "    return library_unpool(x, indices, kernel_size, stride, "
+                                        "output_size=output_size)\n"},
+               must_lose=("test_max_unpool2d", "test_max_unpool2d_output_size", "test_max_unpool2d_stride",
+                          "test_segnet_decoder_stage")),
+)
+
+known.add("07_segnet", "segnet_decoder_stage",
+    Submission("decoder_relu_before_batch_norm", "applies the ReLU before the batch norm",
+               (M("segnet_decoder_stage", "        y = conv(y)\n        y = F.batch_norm(",
+                  "        y = F.relu(conv(y))\n        y = F.batch_norm("),
+                M("segnet_decoder_stage", "        y = F.relu(y)\n", "")),
+               must_lose=("test_segnet_decoder_stage",)),
+    Submission("decoder_batch_statistics", "normalises with the batch's statistics, not the running ones",
+               (M("segnet_decoder_stage",
+                  'y = F.batch_norm(y, norm["running_mean"], norm["running_var"], norm["weight"], norm["bias"],\n'
+                  "                         training=False, eps=1e-5)",
+                  'y = F.batch_norm(y, None, None, norm["weight"], norm["bias"], training=True, eps=1e-5)'),),
+               must_lose=("test_segnet_decoder_stage",)),
+    Submission("decoder_ignores_indices", "upsamples by repeating values instead of unpooling with the indices",
+               (M("segnet_decoder_stage", "    y = max_unpool2d(x, indices, 2, output_size=output_size)\n",
+                  "    grown = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)\n"
+                  "    y = torch.zeros(*x.shape[:2], output_size[-2], output_size[-1], dtype=x.dtype)\n"
+                  "    rows, cols = min(output_size[-2], grown.shape[2]), min(output_size[-1], grown.shape[3])\n"
+                  "    y[:, :, :rows, :cols] = grown[:, :, :rows, :cols]\n"),),
+               must_lose=("test_segnet_decoder_stage",)),
+    Submission("delegates_to_segnet_decoder_stage", "builds the layers and calls segedu's decoder_stage",
+               replace={"segnet_decoder_stage": (
+                   "from segedu.models.segnet import decoder_stage as library_stage\n\n"
+                   "def segnet_decoder_stage(x, indices, output_size, convs, norms):\n"
+                   "    layers = []\n"
+                   "    for conv, norm in zip(convs, norms):\n"
+                   "        bn = nn.BatchNorm2d(conv.out_channels)\n"
+                   "        bn.load_state_dict({**norm, 'num_batches_tracked': torch.tensor(0)})\n"
+                   "        layers += [conv, bn.eval(), nn.ReLU()]\n"
+                   "    return library_stage(x, indices, output_size, nn.Sequential(*layers))\n")},
+               must_lose=("test_segnet_decoder_stage",)),
+)
+
 KNOWN_MISTAKES = known.by_function      # (assignment, function) -> fixtures
 WRONG_ANSWERS = known.by_assignment     # assignment -> fixtures, in the order they were filed

@@ -166,8 +166,14 @@ def exact(got, expected, *, what: str, reveal: bool, secret: bool = False, **_) 
 
 
 def close(got, expected, *, what: str, reveal: bool, rtol: float = 1e-5, atol: float = 1e-6, secret: bool = False,
-          **_):
-    """Floating-point results, equal up to float32-safe tolerances."""
+          equal_nan: bool = False, **_):
+    """Floating-point results, equal up to float32-safe tolerances.
+
+    ``equal_nan=True`` (a graded function's option) counts NaN equal to NaN. That never lets a NaN
+    answer pass where the reference gives a number; it is for the known mistakes whose answer is NaN
+    (a loss without smoothing on empty masks), so that their hint finds the NaN a student returned,
+    whatever its type (a float, a 0-d tensor or array).
+    """
     got = to_numpy(got, what).astype(np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if expected.ndim == 0 and got.ndim != 0 and got.size == 1:
@@ -176,12 +182,12 @@ def close(got, expected, *, what: str, reveal: bool, rtol: float = 1e-5, atol: f
         problem = _secret_shape(got, expected)
         if problem:
             return problem
-        right = np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=False).all()
+        right = np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=equal_nan).all()
         return None if right else [SECRET_WRONG]
     problem = _shape_problem(got, expected)
     if problem:
         return problem + _show(got, expected, reveal)
-    bad = ~np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=False)
+    bad = ~np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=equal_nan)
     if not bad.any():
         return None
     if expected.ndim == 0:

@@ -53,6 +53,10 @@ class ExerciseSpec:
     functions: dict
     forbidden: tuple
     allowed: str
+    # Top-level packages that a sandboxed grading kernel must keep importable although a forbidden
+    # prefix lies inside them: 07 forbids torch's C++ unpooling kernels, not torch. Every other
+    # forbidden prefix's top-level package is hidden from the kernel (segedu.instructor.grade).
+    importable: tuple = ()
 
     def __post_init__(self):
         pairs = list(self.functions.items()) if isinstance(self.functions, dict) else list(self.functions)
@@ -164,6 +168,32 @@ def linear_weight_as_conv(weight, in_channels, height, width):
     return linear_to_conv(linear, in_channels, (height, width)).weight.detach()
 
 
+def segnet_decoder_stage(x, indices, output_size, convs, norms):
+    """Exercise 07's decoder stage via ``segedu.models.segnet.decoder_stage``.
+
+    An adapter because the library's stage takes its layers as one callable, while the exercise
+    gets them as data a grading run can pass: the ``nn.Conv2d`` layers and, for the batch norm
+    after each (in inference mode, eps 1e-5), its four tensors. They are put back together here as
+    (conv, BatchNorm2d, ReLU) blocks.
+    """
+    import torch
+    from torch import nn
+
+    from segedu.models.segnet import decoder_stage
+
+    if len(convs) != len(norms):
+        raise ValueError(f"one batch norm per convolution: {len(convs)} convs but {len(norms)} norms.")
+    layers = []
+    for conv, norm in zip(convs, norms):
+        batch_norm = nn.BatchNorm2d(conv.out_channels, eps=1e-5)
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(batch_norm, name).copy_(torch.as_tensor(norm[name]))
+        layers += [conv, batch_norm.eval(), nn.ReLU()]
+    with torch.no_grad():
+        return decoder_stage(x, indices, output_size, nn.Sequential(*layers))
+
+
 _CONV = "segedu.conv:conv_transpose2d"
 
 
@@ -250,6 +280,39 @@ EXERCISES = registry(
         ),
         forbidden=("segedu.models", "torchvision.models"),
         allowed="Use torch and numpy (not segedu.models or torchvision.models.segmentation).",
+    ),
+    ExerciseSpec(
+        assignment="06_unet",
+        functions=(
+            ("center_crop", GradedFunction("segedu.models.unet:center_crop")),
+            ("unet_weight_map", GradedFunction("segedu.losses:unet_weight_map")),
+            # NaN equals NaN only so that the hint of Dice without smoothing finds its NaN; the
+            # reference never returns NaN (smooth > 0), so a NaN answer still fails
+            ("dice_loss", GradedFunction("segedu.losses:dice_loss", options={"equal_nan": True})),
+            # the reference's reduction defaults to "mean", the only one the exercise asks for
+            ("focal_loss", GradedFunction("segedu.losses:focal_loss")),
+        ),
+        forbidden=("segedu.losses", "segedu.models", "torchvision.transforms", "torchvision.ops"),
+        allowed="Use torch, numpy and scipy.ndimage (not segedu.losses, segedu.models, torchvision.transforms "
+                "or torchvision.ops).",
+    ),
+    ExerciseSpec(
+        assignment="07_segnet",
+        functions=(
+            ("max_unpool2d", GradedFunction("segedu.conv:max_unpool2d")),
+            ("segnet_decoder_stage", GradedFunction("segedu.grading.exercises:segnet_decoder_stage",
+                                                    delegates_to="segedu.models.segnet:decoder_stage")),
+        ),
+        # torch.nn.functional.max_unpool2d, nn.MaxUnpool2d and torch.ops.aten.max_unpool2d all end in
+        # the C++ kernel torch._C._nn.max_unpool2d (torch.ops through torch._ops): forbidding those two
+        # prefixes catches every route, and leaves the convolutions, batch norm and ReLU of a decoder
+        # stage (torch.conv2d, torch.batch_norm, torch.relu) allowed.
+        forbidden=("segedu.conv", "segedu.models", "torch._C._nn", "torch._ops"),
+        importable=("torch",),
+        allowed="Use torch tensor operations (zeros, indexing, scatter_, reshape), the layers you are given, "
+                "F.relu and F.batch_norm (not max_unpool2d in any form: torch.nn.functional.max_unpool2d, "
+                "nn.MaxUnpool2d or torch.ops.aten; not the other torch._C._nn kernels such as F.interpolate; "
+                "not segedu.conv or segedu.models).",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

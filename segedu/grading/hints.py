@@ -478,6 +478,195 @@ def fuse_reuses_one_upsampler(score32, score16, score8, upscore2, upscore_pool4,
     return upscore(upscore2(upscore2(score32) + score16) + score8)
 
 
+# ----------------------------------------------------------------------------- 06 U-Net
+
+def _center_crop(x, size, *, start=None, shift=0, extra=0):
+    h, w = (size, size) if isinstance(size, int) else size
+    height, width = x.shape[-2], x.shape[-1]
+    first = start or (lambda n, k: int(round((n - k) / 2.0)))
+    top, left = first(height, h) + shift, first(width, w) + shift
+    return x[..., top:top + h + extra, left:left + w + extra]
+
+
+def crop_one_pixel_late(x, size):
+    return _center_crop(x, size, shift=1)
+
+
+def crop_end_inclusive(x, size):
+    return _center_crop(x, size, extra=1)
+
+
+def crop_floor_start(x, size):
+    return _center_crop(x, size, start=lambda n, k: (n - k) // 2)
+
+
+def _weight_map(instance_labels, w0=10.0, sigma=5.0, *, same_object=False, on_objects=False, balanced=True):
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(instance_labels)
+    foreground = labels > 0
+    weights = np.ones(labels.shape, dtype=np.float64)
+    n_foreground = int(foreground.sum())
+    n_background = labels.size - n_foreground
+    if balanced and n_foreground > 0 and n_background > 0:
+        weights[foreground] = labels.size / (2 * n_foreground)
+        weights[~foreground] = labels.size / (2 * n_background)
+    objects = np.unique(labels[foreground])
+    if len(objects) >= 2:
+        if same_object:   # one distance transform of the background: d2 is the distance to d1's object
+            d1 = d2 = ndi.distance_transform_edt(labels == 0)
+        else:
+            distances = np.sort(np.stack([ndi.distance_transform_edt(labels != k) for k in objects]), axis=0)
+            d1, d2 = distances[0], distances[1]
+        border = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma ** 2))
+        where = np.ones(labels.shape, dtype=bool) if on_objects else ~foreground
+        weights[where] += border[where]
+    return weights
+
+
+def weight_map_same_object(instance_labels, w0=10.0, sigma=5.0):
+    return _weight_map(instance_labels, w0, sigma, same_object=True)
+
+
+def weight_map_border_on_objects(instance_labels, w0=10.0, sigma=5.0):
+    return _weight_map(instance_labels, w0, sigma, on_objects=True)
+
+
+def weight_map_without_class_weights(instance_labels, w0=10.0, sigma=5.0):
+    return _weight_map(instance_labels, w0, sigma, balanced=False)
+
+
+def _dice_loss(logits, target, smooth=1.0, *, smoothing=True, sigmoid=True, per_sample=True):
+    import torch
+
+    p = (torch.sigmoid(logits) if sigmoid else logits).flatten(1)
+    y = target.to(p.dtype).flatten(1)
+    s = smooth if smoothing else 0.0
+    if per_sample:
+        dice = (2 * (p * y).sum(dim=1) + s) / (p.sum(dim=1) + y.sum(dim=1) + s)
+        return (1 - dice).mean()
+    return 1 - (2 * (p * y).sum() + s) / (p.sum() + y.sum() + s)
+
+
+def dice_without_smoothing(logits, target, smooth=1.0):
+    return _dice_loss(logits, target, smooth, smoothing=False)
+
+
+def dice_without_sigmoid(logits, target, smooth=1.0):
+    return _dice_loss(logits, target, smooth, sigmoid=False)
+
+
+def dice_over_the_whole_batch(logits, target, smooth=1.0):
+    return _dice_loss(logits, target, smooth, per_sample=False)
+
+
+def _focal_loss(logits, target, alpha=0.25, gamma=2.0, *, gamma_on_p_t=False, alpha_on_negatives=False):
+    import torch
+    import torch.nn.functional as F
+
+    p = torch.sigmoid(logits)
+    cross_entropy = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    if alpha_on_negatives:
+        alpha_t = alpha * (1 - target) + (1 - alpha) * target
+    else:
+        alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    factor = p_t ** gamma if gamma_on_p_t else (1 - p_t) ** gamma
+    return (alpha_t * factor * cross_entropy).mean()
+
+
+def focal_gamma_on_p_t(logits, target, alpha=0.25, gamma=2.0):
+    return _focal_loss(logits, target, alpha, gamma, gamma_on_p_t=True)
+
+
+def focal_alpha_on_negatives(logits, target, alpha=0.25, gamma=2.0):
+    return _focal_loss(logits, target, alpha, gamma, alpha_on_negatives=True)
+
+
+# ----------------------------------------------------------------------------- 07 SegNet
+
+def _unpool_size(x, kernel_size, stride, output_size):
+    h, w = x.shape[-2], x.shape[-1]
+    if output_size is None:
+        return (h - 1) * stride + kernel_size, (w - 1) * stride + kernel_size
+    return output_size[-2], output_size[-1]
+
+
+def unpool_top_left(x, indices, kernel_size, stride=None, output_size=None):
+    import torch
+
+    stride = kernel_size if stride is None else stride
+    n, c, h, w = x.shape
+    height, width = _unpool_size(x, kernel_size, stride, output_size)
+    out = torch.zeros(n, c, height, width, dtype=x.dtype)
+    out[:, :, 0:h * stride:stride, 0:w * stride:stride] = x
+    return out
+
+
+def _nearest_upsampling(x, stride, height, width):
+    import torch
+
+    n, c = x.shape[:2]
+    grown = x.repeat_interleave(stride, dim=2).repeat_interleave(stride, dim=3)
+    out = torch.zeros(n, c, height, width, dtype=x.dtype)
+    rows, cols = min(height, grown.shape[2]), min(width, grown.shape[3])
+    out[:, :, :rows, :cols] = grown[:, :, :rows, :cols]
+    return out
+
+
+def unpool_nearest(x, indices, kernel_size, stride=None, output_size=None):
+    stride = kernel_size if stride is None else stride
+    return _nearest_upsampling(x, stride, *_unpool_size(x, kernel_size, stride, output_size))
+
+
+def unpool_ignores_stride(x, indices, kernel_size, stride=None, output_size=None):
+    import torch
+
+    n, c, h, w = x.shape
+    height, width = _unpool_size(x, kernel_size, kernel_size, output_size)
+    out = torch.zeros(n, c, height * width, dtype=x.dtype)
+    out.scatter_(2, indices.reshape(n, c, h * w), x.reshape(n, c, h * w))
+    return out.reshape(n, c, height, width)
+
+
+def _decoder_stage(x, indices, output_size, convs, norms, *, relu_first=False, batch_statistics=False,
+                   nearest=False):
+    import torch
+    import torch.nn.functional as F
+
+    from segedu.conv import max_unpool2d
+
+    with torch.no_grad():
+        if nearest:
+            y = _nearest_upsampling(x, 2, output_size[-2], output_size[-1])
+        else:
+            y = max_unpool2d(x, indices, 2, output_size=tuple(output_size))
+        for conv, norm in zip(convs, norms):
+            y = conv(y)
+            if relu_first:
+                y = F.relu(y)
+            if batch_statistics:
+                y = F.batch_norm(y, None, None, norm["weight"], norm["bias"], training=True, eps=1e-5)
+            else:
+                y = F.batch_norm(y, norm["running_mean"], norm["running_var"], norm["weight"], norm["bias"],
+                                 training=False, eps=1e-5)
+            if not relu_first:
+                y = F.relu(y)
+        return y
+
+
+def decoder_relu_before_batch_norm(x, indices, output_size, convs, norms):
+    return _decoder_stage(x, indices, output_size, convs, norms, relu_first=True)
+
+
+def decoder_batch_statistics(x, indices, output_size, convs, norms):
+    return _decoder_stage(x, indices, output_size, convs, norms, batch_statistics=True)
+
+
+def decoder_ignores_indices(x, indices, output_size, convs, norms):
+    return _decoder_stage(x, indices, output_size, convs, norms, nearest=True)
+
+
 # ----------------------------------------------------------------------------- 11 COCO
 
 def frequency_counts_crowds(coco):
@@ -564,6 +753,7 @@ def _m(function, hint: str) -> KnownMistake:
 
 A00, A01, A02, A03, A04, A05, A11 = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions",
                                      "04_transpose_convolution", "05_fcn", "11_coco_eda")
+A06, A07 = "06_unet", "07_segnet"
 
 MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
     (A00, "confusion_matrix"): (
@@ -705,6 +895,51 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                              "upsampling."),
         _m(fuse_reuses_one_upsampler, "Hint: upscore2 is used for both 2x steps; the second one is "
                                       "upscore_pool4."),
+    ),
+    (A06, "center_crop"): (
+        _m(crop_one_pixel_late, "Hint: the crop is one pixel off: it starts one row and one column too late; "
+                                "start at round((H - h) / 2), counting from 0."),
+        _m(crop_end_inclusive, "Hint: the crop is one pixel too large: a slice excludes its end, so take "
+                               "x[..., top:top + h, left:left + w]."),
+        _m(crop_floor_start, "Hint: for an odd H - h the start is round((H - h) / 2) with Python's round (halves "
+                             "to even, as torchvision); (H - h) // 2 always rounds down."),
+    ),
+    (A06, "unet_weight_map"): (
+        _m(weight_map_same_object, "Hint: d1 and d2 are measured to the same object; d2 is the distance to the "
+                                   "second-nearest object, another one (one distance transform per object)."),
+        _m(weight_map_border_on_objects, "Hint: the border term is added on the objects too; add it on "
+                                         "background pixels (label 0) only."),
+        _m(weight_map_without_class_weights, "Hint: the class weights are missing: w_c = n_pixels / (2 * "
+                                             "n_pixels_of_that_class), for the foreground and for the background."),
+    ),
+    (A06, "dice_loss"): (
+        _m(dice_without_smoothing, "Hint: Dice without smoothing: an empty target with an empty prediction gives "
+                                   "0/0; add smooth to the numerator and to the denominator."),
+        _m(dice_without_sigmoid, "Hint: the logits are used as probabilities; apply torch.sigmoid to them first."),
+        _m(dice_over_the_whole_batch, "Hint: this is one Dice over the whole batch; compute each sample's Dice "
+                                      "(sum over all but the batch axis), then average the losses."),
+    ),
+    (A06, "focal_loss"): (
+        _m(focal_gamma_on_p_t, "Hint: gamma is on the wrong term: the factor is (1 - p_t) ** gamma, which "
+                               "down-weights the easy pixels (p_t near 1), not p_t ** gamma."),
+        _m(focal_alpha_on_negatives, "Hint: alpha is applied to the wrong class: alpha_t is alpha for the "
+                                     "positives (target 1) and 1 - alpha for the negatives."),
+    ),
+    (A07, "max_unpool2d"): (
+        _m(unpool_top_left, "Hint: the indices are ignored: each value went to its window's top-left corner; put "
+                            "it at the position its index names (row index // W, column index % W)."),
+        _m(unpool_nearest, "Hint: this is nearest-neighbour upsampling, which ignores the indices; unpooling puts "
+                           "each value only where its index points, zeros elsewhere."),
+        _m(unpool_ignores_stride, "Hint: the stride is ignored; without output_size the size is "
+                                  "(h - 1) * stride + kernel_size, and stride = kernel_size only when it is None."),
+    ),
+    (A07, "segnet_decoder_stage"): (
+        _m(decoder_relu_before_batch_norm, "Hint: the ReLU comes before the batch norm; each layer is conv, "
+                                           "then batch norm, then ReLU."),
+        _m(decoder_batch_statistics, "Hint: the batch norm uses the batch's own mean and variance; in inference "
+                                     "mode it uses the running_mean and running_var it is given."),
+        _m(decoder_ignores_indices, "Hint: the stage upsamples without the encoder's indices; unpool with them "
+                                    "(your max_unpool2d), so each value returns to where its maximum was."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),

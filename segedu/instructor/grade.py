@@ -602,10 +602,17 @@ def term_seed(raw: str | None) -> int:
 
 
 def hidden_modules(assignment: str) -> tuple[str, ...]:
-    """Top-level modules the kernel cannot import: segedu and the peers the exercise re-implements."""
+    """Top-level modules the kernel cannot import: segedu and the peers the exercise re-implements.
+
+    A peer inside a package that answers need (07 forbids torch's unpooling kernel, not torch) stays
+    importable: the exercise lists that package in ``importable``, and the kernel's tripwire watches
+    the forbidden prefix instead.
+    """
     from segedu.grading.exercises import EXERCISES
 
-    return tuple(sorted({"segedu"} | {prefix.split(".")[0] for prefix in EXERCISES[assignment].forbidden}))
+    spec = EXERCISES[assignment]
+    hidden = {"segedu"} | {prefix.split(".")[0] for prefix in spec.forbidden}
+    return tuple(sorted(hidden - set(spec.importable)))
 
 
 def slot_maker(settings: Settings):

@@ -70,10 +70,11 @@ TIMEOUT_S = 10.0         # seconds per mutant at most ...
 ADAPTIVE_FACTOR = 20.0   # ... and at most this many times the unmutated solution's time,
 ADAPTIVE_MIN_S = 2.0     # but never less than this
 EXERCISES = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions", "04_transpose_convolution",
-             "05_fcn", "11_coco_eda")
+             "05_fcn", "06_unet", "07_segnet", "11_coco_eda")
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "04_transpose_convolution": 1}   # seconds per mutant, roughly
+# seconds per mutant, roughly
+SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "04_transpose_convolution": 1, "07_segnet": 1}
 
 # (assignment, function, mutant id) -> why no input (that the grading accepts) can tell the mutant from the
 # solution. A mutant listed here that the operators no longer produce is an error (the list cannot rot).
@@ -97,6 +98,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "kmeans_segment:compare:L7:11:`labels is not None` -> `(labels is None)`"):
         "the mutant never stops early and always runs max_iter assignments; once the labels stop changing, "
         "Lloyd's iteration is at a fixed point, so the extra rounds return the same labels and centres",
+    ("07_segnet", "segnet_decoder_stage",
+     "segnet_decoder_stage:constant:L1:33:`2` -> `1`"):
+        "the stage always passes output_size, and max_unpool2d uses kernel_size only for the default output size "
+        "(and the default stride, which nothing reads once output_size is given): the scatter is the same",
+    ("07_segnet", "segnet_decoder_stage",
+     "segnet_decoder_stage:constant:L1:33:`2` -> `3`"):
+        "the same: with output_size given, the kernel size passed to max_unpool2d changes no position or size",
     ("11_coco_eda", "label_map", "label_map:arith:L13:83:`height - 1` -> `(height + 1)`"):
         "the row of output row i is floor((i + 0.5) * height / size[0]) <= height - 1, so np.minimum(..., height "
         "- 1) never binds and a larger bound changes nothing",
