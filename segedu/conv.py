@@ -40,6 +40,14 @@ read next to a slow one that is obviously right:
 The test suite checks all three against ``torch.nn.functional`` on hundreds of random
 configurations.
 
+Pooling with indices (unit 07)
+------------------------------
+:func:`max_pool2d_with_indices` and :func:`max_unpool2d` are ``F.max_pool2d(..., return_indices=True)``
+and ``F.max_unpool2d``: the indices are flattened per channel plane (:math:`iW + j`), ties go to the
+first maximum in row-major window order, and unpooling writes each value back at its index in a zero
+plane. SegNet [5]_ builds its decoder from them; :func:`max_pool2d_with_indices_loops` and
+:func:`max_unpool2d_loops` are their slow, readable versions.
+
 References
 ----------
 .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
@@ -50,6 +58,8 @@ References
        for Document Processing." 10th International Workshop on Frontiers in Handwriting
        Recognition, 2006.
 .. [4] Yu, F. and Koltun, V. "Multi-Scale Context Aggregation by Dilated Convolutions." ICLR 2016.
+.. [5] Badrinarayanan, V., Kendall, A. and Cipolla, R. "SegNet: A Deep Convolutional Encoder-Decoder
+       Architecture for Image Segmentation." IEEE TPAMI 39(12), 2017. arXiv:1511.00561
 
 Examples
 --------
@@ -75,6 +85,7 @@ import numbers
 
 import numpy as np
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from ._validation import SegeduInputError, SegeduTypeError, as_array, check_positive_int
 
@@ -86,6 +97,10 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose2d_loops",
     "conv_transpose_output_size",
+    "max_pool2d_with_indices",
+    "max_pool2d_with_indices_loops",
+    "max_unpool2d",
+    "max_unpool2d_loops",
 ]
 
 
@@ -972,3 +987,420 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1):
                         o, i, u, v
                     ]
     return torch.from_numpy(C).to(device) if is_tensor else C
+
+
+# --------------------------------------------------------------------------------------------------
+# Max pooling that remembers where each maximum came from, and unpooling that puts values back
+# (unit 07, SegNet)
+# --------------------------------------------------------------------------------------------------
+
+
+def _pool_operand(value, name: str, fn: str) -> tuple[torch.Tensor, bool]:
+    """``value`` as a tensor (numpy arrays and lists are converted) and whether it was a tensor."""
+    if isinstance(value, torch.Tensor):
+        return value, True
+    arr = as_array(value, name)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+        raise SegeduTypeError(
+            f"{fn}: {name} must hold real numbers, but its dtype is {arr.dtype}. "
+            f"Convert it with {name}.astype(np.float64)."
+        )
+    arr = np.require(arr, dtype=arr.dtype.newbyteorder("="), requirements=["C", "A", "W"])
+    return torch.from_numpy(arr), False
+
+
+def _check_pool_values(x: torch.Tensor, fn: str) -> None:
+    if x.dtype == torch.bool or x.is_complex():
+        kind = "boolean" if x.dtype == torch.bool else "complex"
+        raise SegeduTypeError(
+            f"{fn}: x has {kind} dtype {x.dtype}, but pooling compares real numbers. "
+            f"Convert it with x.float() (or x.astype(np.float32) for a numpy array)."
+        )
+
+
+def _pool_window(kernel_size, stride) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(kh, kw)`` and ``(sh, sw)``; ``stride=None`` means ``stride = kernel_size``, as in torch."""
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    step = kernel if stride is None else _pair(stride, "stride", 1)
+    return kernel, step
+
+
+def _pool_size(n: int, k: int, s: int, axis: str, fn: str) -> int:
+    """floor((n - k) / s) + 1 windows (no padding, no ceil mode), refusing a window wider than x."""
+    if n < k:
+        raise SegeduInputError(
+            f"{fn}: the {k}-pixel pooling window does not fit along the {axis}, which has only {n} "
+            f"pixel(s). Use a kernel_size of at most {n} there, or a larger input."
+        )
+    return (n - k) // s + 1
+
+
+def max_pool2d_with_indices(x, kernel_size, stride=None):
+    r"""Max pooling that also returns where each maximum was, like ``F.max_pool2d(..., return_indices=True)``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) or (C, H, W) tensor or array_like
+        The input; real numbers (floats or integers, as torch allows). An unbatched input gives
+        unbatched outputs.
+    kernel_size : int or (int, int)
+        The window :math:`(k_h, k_w)`.
+    stride : int or (int, int), optional
+        The step between windows, :math:`(s_h, s_w)`; by default ``kernel_size`` (windows that
+        tile the input without overlapping), as in torch. No padding, no dilation, floor mode.
+
+    Returns
+    -------
+    values : (N, C, H_out, W_out) or (C, H_out, W_out)
+        .. math::
+
+            y[n, c, r, q] = \max_{0 \le u < k_h,\ 0 \le v < k_w} x[n, c, \, r s_h + u, \, q s_w + v],
+            \qquad H_\text{out} = \left\lfloor \frac{H - k_h}{s_h} \right\rfloor + 1
+
+        (and the same for :math:`W_\text{out}`), of ``x``'s dtype.
+    indices : int64, same shape as ``values``
+        Where the maximum was, *flattened per channel plane*: the maximum at row :math:`i`,
+        column :math:`j` of the :math:`H \times W` plane gets the index :math:`i W + j`, whatever
+        the sample and channel (torch's convention, which :func:`max_unpool2d` reads).
+
+        Ties go to the *first* maximum in row-major window order (the smallest :math:`u`, then
+        the smallest :math:`v`), as torch's CPU kernel, which replaces the running maximum only
+        when a value is strictly greater (or NaN: a window with a NaN gives NaN, at the last NaN).
+
+    A tensor ``x`` gives tensors on its device (``values`` carries gradients); anything else gives
+    numpy arrays.
+
+    Raises
+    ------
+    SegeduInputError
+        If ``x`` is not 3-D or 4-D, ``kernel_size`` or ``stride`` is below 1, or the window is
+        larger than the input.
+    SegeduTypeError
+        If ``x`` is boolean or complex, or ``kernel_size`` / ``stride`` is not an int or a pair.
+
+    Notes
+    -----
+    SegNet [1]_ keeps these indices from each encoder stage and gives them to the matching decoder
+    stage, which puts each value back where its maximum came from (:func:`max_unpool2d`): the
+    decoder recovers *where* the boundaries were without storing the encoder's feature maps, as
+    U-Net does [2]_. A 2×2 window has 4 positions, so an index needs only 2 bits; torch stores
+    64.
+
+    The implementation loops over the :math:`k_h k_w` window offsets :math:`(u, v)` in row-major
+    order; the strided slice for offset :math:`(u, v)` holds that window element of every window,
+    and each is compared with the running maximum. :func:`max_pool2d_with_indices_loops` does the
+    same with a loop over every window.
+
+    References
+    ----------
+    .. [1] Badrinarayanan, V., Kendall, A. and Cipolla, R. "SegNet: A Deep Convolutional
+           Encoder-Decoder Architecture for Image Segmentation." IEEE TPAMI 39(12), 2017.
+           arXiv:1511.00561
+    .. [2] Ronneberger, O., Fischer, P. and Brox, T. "U-Net: Convolutional Networks for Biomedical
+           Image Segmentation." MICCAI 2015. arXiv:1505.04597
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 5.0, 2.0, 0.0],
+    ...               [3.0, 4.0, 8.0, 1.0],
+    ...               [0.0, 2.0, 3.0, 3.0],
+    ...               [9.0, 1.0, 1.0, 2.0]])
+    >>> values, indices = max_pool2d_with_indices(x[None, None], 2)
+    >>> values[0, 0]
+    array([[5., 8.],
+           [9., 3.]])
+    >>> indices[0, 0]  # 5 is at (0, 1) -> 0*4 + 1; 8 at (1, 2) -> 6; 9 at (3, 0) -> 12; 3 at (2, 2)
+    array([[ 1,  6],
+           [12, 10]])
+
+    The two 3s of the last window tie, and the first in row-major order wins (index 10, not 11).
+    """
+    fn = "max_pool2d_with_indices"
+    x_t, as_tensor = _pool_operand(x, "x", fn)
+    _check_pool_values(x_t, fn)
+    x4, unbatched = _check_input(x_t, fn)
+    (kh, kw), (sh, sw) = _pool_window(kernel_size, stride)
+    n, c, h, w = x4.shape
+    h_out = _pool_size(h, kh, sh, "rows (H)", fn)
+    w_out = _pool_size(w, kw, sw, "columns (W)", fn)
+
+    rows = torch.arange(h_out, device=x4.device).mul(sh).view(h_out, 1)  # top row of each window
+    cols = torch.arange(w_out, device=x4.device).mul(sw).view(1, w_out)  # left column of each window
+    best = indices = None
+    for u in range(kh):  # row-major order: a later offset wins only if strictly greater (or NaN)
+        for v in range(kw):
+            candidate = x4[:, :, u : u + (h_out - 1) * sh + 1 : sh, v : v + (w_out - 1) * sw + 1 : sw]
+            where = ((rows + u) * w + (cols + v)).expand(n, c, h_out, w_out)
+            if best is None:
+                best, indices = candidate, where
+                continue
+            better = (candidate > best) | torch.isnan(candidate) if candidate.is_floating_point() else candidate > best
+            best = torch.where(better, candidate, best)
+            indices = torch.where(better, where, indices)
+    values, indices = best.contiguous(), indices.contiguous()
+    if unbatched:
+        values, indices = values[0], indices[0]
+    if as_tensor:
+        return values, indices
+    return values.detach().cpu().numpy(), indices.cpu().numpy()
+
+
+def max_pool2d_with_indices_loops(x, kernel_size, stride=None):
+    r"""Slow reference for :func:`max_pool2d_with_indices` on one sample, with a loop over every window.
+
+    Parameters
+    ----------
+    x : (C, H, W) tensor or array_like
+        One sample (no batch axis).
+    kernel_size, stride :
+        As in :func:`max_pool2d_with_indices`.
+
+    Returns
+    -------
+    values, indices : (C, H_out, W_out)
+        Equal to ``max_pool2d_with_indices(x, kernel_size, stride)``, of the same kind (tensor or
+        numpy array); ``indices`` is int64.
+
+    Notes
+    -----
+    For every channel and window: visit the window's pixels in row-major order, keep the first
+    largest value (a later one replaces it only if it is strictly greater, or NaN, as in torch),
+    and record its position :math:`i W + j` in the channel's :math:`H \times W` plane.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[[1.0, 5.0, 2.0, 0.0],
+    ...                [3.0, 4.0, 8.0, 1.0]]])
+    >>> values, indices = max_pool2d_with_indices_loops(x, 2)
+    >>> values, indices
+    (array([[[5., 8.]]]), array([[[1, 6]]]))
+    """
+    fn = "max_pool2d_with_indices_loops"
+    x_t, as_tensor = _pool_operand(x, "x", fn)
+    _check_pool_values(x_t, fn)
+    _check_input(x_t, fn, batched_only=True)
+    (kh, kw), (sh, sw) = _pool_window(kernel_size, stride)
+    c, h, w = x_t.shape
+    h_out = _pool_size(h, kh, sh, "rows (H)", fn)
+    w_out = _pool_size(w, kw, sw, "columns (W)", fn)
+    xs = x_t.detach().cpu().numpy()
+
+    values = np.zeros((c, h_out, w_out), dtype=xs.dtype)
+    indices = np.zeros((c, h_out, w_out), dtype=np.int64)
+    for ch in range(c):
+        for r in range(h_out):
+            for q in range(w_out):
+                best, where = None, None
+                for i in range(r * sh, r * sh + kh):  # the window's pixels, row by row
+                    for j in range(q * sw, q * sw + kw):
+                        value = xs[ch, i, j]
+                        if best is None or value > best or value != value:  # value != value: NaN
+                            best, where = value, i * w + j  # flattened in the channel's H×W plane
+                values[ch, r, q], indices[ch, r, q] = best, where
+    if as_tensor:
+        return torch.from_numpy(values).to(x_t.device), torch.from_numpy(indices).to(x_t.device)
+    return values, indices
+
+
+def _unpool_operands(x, indices, fn: str, batched_only: bool = False):
+    """Tensors ``x`` and int64 ``indices`` (4-D views), checked against each other."""
+    x_t, as_tensor = _pool_operand(x, "x", fn)
+    _check_pool_values(x_t, fn)
+    idx, _ = _pool_operand(indices, "indices", fn)
+    if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+        raise SegeduTypeError(
+            f"{fn}: indices must be integers (positions i*W + j in each H×W plane, as returned by "
+            f"max_pool2d_with_indices), but their dtype is {idx.dtype}. If they are whole numbers, convert "
+            f"them with indices.long() (or indices.astype(np.int64) for a numpy array)."
+        )
+    x4, unbatched = _check_input(x_t, fn, batched_only=batched_only)
+    if tuple(idx.shape) != tuple(x_t.shape):
+        raise SegeduInputError(
+            f"{fn}: indices must have the shape of x, one index per pooled value, but x is "
+            f"{tuple(x_t.shape)} and indices is {tuple(idx.shape)}. Pass the indices returned by the "
+            f"max_pool2d_with_indices call that produced x (the same encoder stage)."
+        )
+    if idx.device != x_t.device:
+        raise SegeduInputError(
+            f"{fn}: x and indices must be on the same device, but x is on {x_t.device} and indices "
+            f"on {idx.device}. Move them with indices.to(x.device)."
+        )
+    idx4 = idx.unsqueeze(0) if unbatched else idx
+    return x4, idx4.to(torch.int64), unbatched, as_tensor
+
+
+def _unpool_size(x_shape, kernel, step, output_size, fn: str) -> tuple[int, int]:
+    """The output (H, W): the default (H_in-1)·s + k, or ``output_size`` within torch's range."""
+    default = tuple((n - 1) * s + k for n, s, k in zip(x_shape[-2:], step, kernel))
+    if output_size is None:
+        return default
+    if isinstance(output_size, torch.Size):
+        output_size = tuple(output_size)
+    if not isinstance(output_size, (tuple, list)) or len(output_size) not in (2, len(x_shape), 4):
+        raise SegeduInputError(
+            f"{fn}: output_size must be (H, W) or x's full shape with the size replaced, e.g. the shape "
+            f"of the tensor that was pooled (x_before_pooling.shape), but got {output_size!r}."
+        )
+    size = tuple(check_positive_int(v, "output_size", 1) for v in output_size[-2:])
+    for axis, got, d, s in zip(("rows (H)", "columns (W)"), size, default, step):
+        if not d - s < got < d + s:
+            raise SegeduInputError(
+                f"{fn}: output_size {got} along the {axis} is not one of the sizes that pooling with "
+                f"stride {s} maps to {x_shape[-2 if axis.startswith('rows') else -1]}: it must lie strictly "
+                f"between {d - s} and {d + s} (torch's rule). Pass the size of the tensor before pooling."
+            )
+    return size
+
+
+def _check_index_range(idx: torch.Tensor, plane: int, size: tuple[int, int], fn: str) -> None:
+    if idx.numel() == 0:
+        return
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= plane:
+        bad = lo if lo < 0 else hi
+        raise SegeduInputError(
+            f"{fn}: indices hold the position {bad}, but an output plane of {size[0]}×{size[1]} has positions "
+            f"0..{plane - 1} (i*W + j). Pass output_size = the (H, W) of the tensor that was pooled, so that "
+            f"the indices of max_pool2d_with_indices fit, and check that they come from the matching stage."
+        )
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):
+    r"""Sparse upsampling: put each value back where its maximum came from, like ``F.max_unpool2d``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) or (C, H, W) tensor or array_like
+        The values to place (in SegNet, the decoder's feature map).
+    indices : integer, same shape as ``x``
+        Positions :math:`i W_\text{out} + j` in each output channel plane, as returned by
+        :func:`max_pool2d_with_indices` (any integer dtype; used as int64).
+    kernel_size, stride : int or (int, int)
+        Those of the pooling (``stride`` defaults to ``kernel_size``); they give the default size.
+    output_size : (H, W) or the full shape, optional
+        The output's size. By default :math:`((H - 1) s_h + k_h, (W - 1) s_w + k_w)`; an odd size
+        that pooling rounded down must be given, e.g. the shape of the tensor before pooling. As in
+        torch, each must lie strictly between the default minus and plus the stride.
+
+    Returns
+    -------
+    y : (N, C, H_out, W_out) or (C, H_out, W_out)
+        Zeros, except
+
+        .. math::
+
+            y[n, c]_{\text{flat}}\bigl[\, \text{indices}[n, c, r, q] \,\bigr] = x[n, c, r, q]
+
+        for every pooled position :math:`(r, q)`, where :math:`y[n, c]_\text{flat}` is the
+        :math:`H_\text{out} W_\text{out}` plane flattened row by row. Of ``x``'s dtype and kind
+        (tensor on its device, with gradients; numpy array otherwise). When windows overlap
+        (``stride < kernel_size``) two values can share an index; after max pooling they are
+        equal, so it does not matter which is written.
+
+    Raises
+    ------
+    SegeduInputError
+        If ``x`` is not 3-D or 4-D, ``indices`` and ``x`` differ in shape or device, an index lies
+        outside the output plane, or ``output_size`` is malformed or out of range.
+    SegeduTypeError
+        If ``indices`` is not an integer array, or ``x`` is boolean or complex.
+
+    Notes
+    -----
+    It is not the inverse of pooling: the values that were not the maximum are gone, and the
+    output is zero there. SegNet [1]_ follows it with trainable convolutions that fill the zeros
+    in ("densify" the sparse map). :func:`max_unpool2d_loops` is the same with one loop over every
+    pooled value; this function does one ``scatter`` per sample and channel plane.
+
+    References
+    ----------
+    .. [1] Badrinarayanan, V., Kendall, A. and Cipolla, R. "SegNet: A Deep Convolutional
+           Encoder-Decoder Architecture for Image Segmentation." IEEE TPAMI 39(12), 2017.
+           arXiv:1511.00561
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 5.0, 2.0, 0.0],
+    ...               [3.0, 4.0, 8.0, 1.0],
+    ...               [0.0, 2.0, 3.0, 3.0],
+    ...               [9.0, 1.0, 1.0, 2.0]])
+    >>> values, indices = max_pool2d_with_indices(x[None, None], 2)
+    >>> max_unpool2d(values, indices, 2)[0, 0]
+    array([[0., 5., 0., 0.],
+           [0., 0., 8., 0.],
+           [0., 0., 3., 0.],
+           [9., 0., 0., 0.]])
+
+    A 5×5 input pools to 2×2, which unpools to 4×4 by default; ``output_size`` gives back 5×5:
+
+    >>> import torch
+    >>> values, indices = max_pool2d_with_indices(torch.rand(1, 3, 5, 5), 2)
+    >>> tuple(max_unpool2d(values, indices, 2, output_size=(5, 5)).shape)
+    (1, 3, 5, 5)
+    """
+    if has_torch_function_variadic(x, indices):  # visible to TorchFunctionModes, as F.max_unpool2d is
+        return handle_torch_function(max_unpool2d, (x, indices), x, indices, kernel_size, stride=stride,
+                                     output_size=output_size)
+    fn = "max_unpool2d"
+    x4, idx4, unbatched, as_tensor = _unpool_operands(x, indices, fn)
+    (kh, kw), (sh, sw) = _pool_window(kernel_size, stride)
+    x_shape = tuple(x4.shape[1:] if unbatched else x4.shape)
+    h_out, w_out = _unpool_size(x_shape, (kh, kw), (sh, sw), output_size, fn)
+    _check_index_range(idx4, h_out * w_out, (h_out, w_out), fn)
+    n, c = x4.shape[:2]
+    flat = x4.new_zeros((n, c, h_out * w_out)).scatter(2, idx4.reshape(n, c, -1), x4.reshape(n, c, -1))
+    out = flat.reshape(n, c, h_out, w_out)
+    if unbatched:
+        out = out[0]
+    return out if as_tensor else out.detach().cpu().numpy()
+
+
+def max_unpool2d_loops(x, indices, kernel_size, stride=None, output_size=None):
+    r"""Slow reference for :func:`max_unpool2d` on one sample: one loop over every pooled value.
+
+    Parameters
+    ----------
+    x : (C, H, W) tensor or array_like
+        One sample (no batch axis).
+    indices, kernel_size, stride, output_size :
+        As in :func:`max_unpool2d`.
+
+    Returns
+    -------
+    y : (C, H_out, W_out)
+        Equal to ``max_unpool2d(x, indices, kernel_size, stride, output_size)``, of the same kind.
+
+    Notes
+    -----
+    Start from a zero canvas; for every channel and pooled position, turn the flat index back into
+    a row and a column, :math:`(i, j) = (\lfloor \text{index} / W_\text{out} \rfloor,\
+    \text{index} \bmod W_\text{out})`, and write the value there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values = np.array([[[5.0, 8.0]]])
+    >>> indices = np.array([[[1, 6]]])
+    >>> max_unpool2d_loops(values, indices, 2)
+    array([[[0., 5., 0., 0.],
+            [0., 0., 8., 0.]]])
+    """
+    fn = "max_unpool2d_loops"
+    x4, idx4, _, as_tensor = _unpool_operands(x, indices, fn, batched_only=True)
+    (kh, kw), (sh, sw) = _pool_window(kernel_size, stride)
+    h_out, w_out = _unpool_size(tuple(x4.shape[1:]), (kh, kw), (sh, sw), output_size, fn)
+    _check_index_range(idx4, h_out * w_out, (h_out, w_out), fn)
+    values = x4[0].detach().cpu().numpy()
+    where = idx4[0].cpu().numpy()
+    c, h, w = values.shape
+
+    canvas = np.zeros((c, h_out, w_out), dtype=values.dtype)
+    for ch in range(c):
+        for r in range(h):
+            for q in range(w):
+                i, j = divmod(int(where[ch, r, q]), w_out)  # flat index -> (row, column) of the plane
+                canvas[ch, i, j] = values[ch, r, q]
+    return torch.from_numpy(canvas).to(x4.device) if as_tensor else canvas
