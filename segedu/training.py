@@ -1,15 +1,19 @@
 r"""A small, seeded training loop for the course's segmentation networks.
 
-The loop is the textbook one: for each mini-batch, compute the per-pixel cross-entropy
+The loop is the textbook one: for each mini-batch, compute the per-pixel cross-entropy, weighted
+by a per-pixel weight map :math:`w` when the dataset gives one (U-Net's loss, Ronneberger et al.
+2015, eq. 1),
 
 .. math::
 
-    \mathcal{L} = -\frac{1}{|\Omega|} \sum_{x \in \Omega} \log
+    \mathcal{L} = -\frac{1}{|\Omega|} \sum_{x \in \Omega} w(x) \log
         \frac{\exp z_{y(x)}(x)}{\sum_{k=1}^{K} \exp z_k(x)},
 
-where :math:`z(x)` are the logits at pixel :math:`x`, :math:`y(x)` its target class and
-:math:`\Omega` the pixels whose target is not ``ignore_index``; then take one Adam step (Kingma and
-Ba 2015). Quality is measured with :mod:`segedu.metrics` on the confusion matrix accumulated over
+where :math:`z(x)` are the logits at pixel :math:`x`, :math:`y(x)` its target class,
+:math:`\Omega` the pixels whose target is not ``ignore_index`` and :math:`w \equiv 1` without a
+weight map (:func:`weighted_cross_entropy`); then take one Adam step (Kingma and Ba 2015). Any
+other loss can be given as ``loss_fn(logits, target, weight)``, e.g. a Dice or focal loss of
+:mod:`segedu.losses`. Quality is measured with :mod:`segedu.metrics` on the confusion matrix accumulated over
 the whole validation set (not averaged over batches), as Long et al. (2015) do.
 
 Reproducibility: call :func:`set_seed` *before* building the model (it fixes the initial weights);
@@ -23,6 +27,8 @@ References
        Segmentation." CVPR 2015. arXiv:1411.4038
 .. [2] Kingma, D. P. and Ba, J. "Adam: A Method for Stochastic Optimization." ICLR 2015.
        arXiv:1412.6980
+.. [3] Ronneberger, O., Fischer, P. and Brox, T. "U-Net: Convolutional Networks for Biomedical
+       Image Segmentation." MICCAI 2015. arXiv:1505.04597
 
 Examples
 --------
@@ -60,7 +66,8 @@ from ._validation import (
     check_seed,
 )
 
-__all__ = ["pick_device", "set_seed", "as_dataset", "train_segmentation", "evaluate", "METRIC_NAMES"]
+__all__ = ["pick_device", "set_seed", "as_dataset", "weighted_cross_entropy", "train_segmentation", "evaluate",
+           "METRIC_NAMES"]
 
 #: The keys of the dict returned by :func:`evaluate`, in the order of Long et al.'s tables.
 METRIC_NAMES = ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou")
@@ -103,20 +110,26 @@ def set_seed(seed) -> None:
 
 
 def as_dataset(data) -> Dataset:
-    """Accept a torch ``Dataset`` as it is, or ``(images, labels)`` arrays as a ``TensorDataset``.
+    """Accept a torch ``Dataset`` as it is, or ``(images, labels[, weights])`` arrays as a ``TensorDataset``.
 
     The arrays are those of :func:`segedu.data.shapes_dataset`: images ``(N, H, W, C)`` (numpy,
     channels last) or ``(N, C, H, W)`` (torch, channels first) and labels ``(N, H, W)`` of ints.
+    An optional third array ``(N, H, W)`` of floats is a per-pixel weight map of the loss (e.g.
+    :func:`segedu.losses.unet_weight_map`); its items are then ``(image, labels, weight)``.
 
     >>> from segedu.data import shapes_dataset
     >>> ds = as_dataset(shapes_dataset(2, size=(32, 32)))
     >>> [tuple(t.shape) for t in ds[0]]
     [(3, 32, 32), (32, 32)]
+    >>> import numpy as np
+    >>> images, labels = shapes_dataset(2, size=(32, 32))
+    >>> [t.dtype for t in as_dataset((images, labels, np.ones((2, 32, 32))))[0]]
+    [torch.float32, torch.int64, torch.float32]
     """
     if isinstance(data, Dataset):
         return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        images, labels = data[0], data[1]
         channels_last = isinstance(images, np.ndarray)
         images = torch.as_tensor(np.asarray(images) if channels_last else images)
         labels = torch.as_tensor(labels)
@@ -136,16 +149,91 @@ def as_dataset(data) -> Dataset:
                 f"images {tuple(images.shape)} and labels {tuple(labels.shape)} do not match: expected the same "
                 f"number of samples and the same height and width."
             )
-        return TensorDataset(images, labels.long())
+        if len(data) == 2:
+            return TensorDataset(images, labels.long())
+        weights = torch.as_tensor(data[2])
+        if weights.shape != labels.shape:
+            raise SegeduInputError(
+                f"the weight maps have shape {tuple(weights.shape)}, but the labels {tuple(labels.shape)}: give one "
+                f"weight per pixel of every label map, e.g. np.stack([unet_weight_map(l) for l in instances])."
+            )
+        if not weights.is_floating_point():
+            raise SegeduTypeError(f"the weight maps must be floating point, but have dtype {weights.dtype}; "
+                                  f"convert them with .astype(np.float32).")
+        return TensorDataset(images, labels.long(), weights.to(images.dtype))
     raise SegeduTypeError(
-        f"Expected a torch Dataset or a pair (images, labels) such as shapes_dataset(...) returns, "
-        f"but got {type(data).__name__}."
+        f"Expected a torch Dataset or a pair (images, labels) such as shapes_dataset(...) returns (or a triple "
+        f"(images, labels, weights)), but got {type(data).__name__}."
     )
+
+
+def weighted_cross_entropy(logits, target, weight=None, ignore_index=None):
+    r"""Per-pixel cross-entropy, each pixel's term multiplied by ``weight``, averaged over the pixels.
+
+    .. math::
+
+        \mathcal{L} = -\frac{1}{|\Omega|} \sum_{x \in \Omega} w(x)\,
+            \log \operatorname{softmax}(z(x))_{y(x)},
+
+    over the pixels :math:`\Omega` whose target is not ``ignore_index``. This is the energy of
+    U-Net (Ronneberger et al. 2015, eq. 1), divided by the number of pixels, with :math:`w` from
+    :func:`segedu.losses.unet_weight_map`. The mean is over pixels, not over weights, so a larger
+    :math:`w_0` makes a larger loss (and larger gradients) near the borders. Without ``weight`` it
+    is ``F.cross_entropy(logits, target, ignore_index=...)`` exactly. It equals
+    :func:`segedu.losses.weighted_cross_entropy` when no pixel is ignored; the training loop keeps
+    its own copy for ``ignore_index``.
+
+    Parameters
+    ----------
+    logits : Tensor (N, K, H, W)
+    target : Tensor (N, H, W) of class ids (long)
+    weight : Tensor (N, H, W), optional
+        Non-negative per-pixel weights.
+    ignore_index : int, optional
+
+    Examples
+    --------
+    >>> import torch, torch.nn.functional as F
+    >>> logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    >>> bool(torch.allclose(weighted_cross_entropy(logits, target), F.cross_entropy(logits, target)))
+    True
+    >>> doubled = weighted_cross_entropy(logits, target, torch.full((2, 4, 4), 2.0))
+    >>> bool(torch.allclose(doubled, 2 * F.cross_entropy(logits, target)))
+    True
+    """
+    ce_ignore = -100 if ignore_index is None else ignore_index
+    if weight is None:
+        return F.cross_entropy(logits, target, ignore_index=ce_ignore)
+    if weight.shape != target.shape:
+        raise SegeduInputError(
+            f"weight has shape {tuple(weight.shape)} but target {tuple(target.shape)}: give one weight per pixel "
+            f"of the target, shape (N, H, W)."
+        )
+    per_pixel = F.cross_entropy(logits, target, ignore_index=ce_ignore, reduction="none")  # 0 where ignored
+    counted = (target != ce_ignore).sum().clamp(min=1)
+    return (weight.to(per_pixel.dtype) * per_pixel).sum() / counted
+
+
+def _split_batch(batch):
+    """``(images, labels)`` or ``(images, labels, weights)`` -> three items (weights may be None)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise SegeduInputError(
+            "each dataset item must be (image, labels) or (image, labels, weight), but a batch had "
+            f"{len(batch) if isinstance(batch, (tuple, list)) else type(batch).__name__} parts."
+        )
+    return batch[0], batch[1], batch[2] if len(batch) == 3 else None
 
 
 def _check_model(model):
     if not isinstance(model, nn.Module):
         raise SegeduTypeError(f"model must be a torch nn.Module, but got {type(model).__name__}.")
+
+
+def _predict_classes(logits):
+    """Class ids from logits: the argmax over channels, or ``logit > 0`` for one channel (binary)."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(1)
 
 
 def _check_logits(logits, labels):
@@ -161,7 +249,8 @@ def evaluate(model, dataset, num_classes=None, device=None, batch_size=32, ignor
              return_confusion=False):
     """Score ``model`` on ``dataset`` with the four metrics of Long et al. (2015).
 
-    The predictions ``logits.argmax(1)`` of every batch are counted into one confusion matrix
+    The predictions ``logits.argmax(1)`` (for a one-channel binary network, ``logits > 0``: class 1 is
+    the foreground) of every batch are counted into one confusion matrix
     (:func:`segedu.metrics.confusion_matrix`), from which :func:`~segedu.metrics.pixel_accuracy`,
     :func:`~segedu.metrics.mean_accuracy`, :func:`~segedu.metrics.mean_iou` and
     :func:`~segedu.metrics.frequency_weighted_iou` are computed. The model is put in ``eval()``
@@ -172,9 +261,10 @@ def evaluate(model, dataset, num_classes=None, device=None, batch_size=32, ignor
     model : nn.Module
         Maps ``(N, C, H, W)`` images to ``(N, K, H, W)`` logits.
     dataset : Dataset or (images, labels)
-        Items ``(image, labels)``; see :func:`as_dataset`.
+        Items ``(image, labels)`` (or ``(image, labels, weight)``, whose weight is not used here); see
+        :func:`as_dataset`.
     num_classes : int, optional
-        :math:`K`; by default the number of channels of the logits.
+        :math:`K`; by default the number of channels of the logits (2 for a one-channel network).
     device : torch.device or str, optional
         Where to run the model (default: the device of its parameters).
     batch_size : int
@@ -203,12 +293,13 @@ def evaluate(model, dataset, num_classes=None, device=None, batch_size=32, ignor
     model.eval()
     cm = None
     try:
-        for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            images, labels, _ = _split_batch(batch)
             logits = model(images.to(device))
             _check_logits(logits, labels)
             if num_classes is None:
-                num_classes = int(logits.shape[1])
-            pred = logits.argmax(1).cpu().numpy()
+                num_classes = max(int(logits.shape[1]), 2)
+            pred = _predict_classes(logits).cpu().numpy()
             part = metrics.confusion_matrix(pred, labels.numpy(), num_classes, ignore_index=ignore_index)
             cm = part if cm is None else cm + part
     finally:
@@ -225,18 +316,21 @@ def evaluate(model, dataset, num_classes=None, device=None, batch_size=32, ignor
 
 
 def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, lr=1e-3, seed=0, device=None,
-                       num_classes=None, ignore_index=None, weight_decay=0.0, progress=True):
-    """Train a segmentation model with per-pixel cross-entropy and Adam; return its history.
+                       num_classes=None, ignore_index=None, weight_decay=0.0, progress=True, loss_fn=None):
+    """Train a segmentation model with per-pixel (weighted) cross-entropy, or ``loss_fn``, and Adam.
 
     Parameters
     ----------
     model : nn.Module
         Maps ``(N, C, H, W)`` float images to ``(N, K, H, W)`` logits. It is moved to ``device``
         and trained in place.
-    train_set, val_set : Dataset or (images, labels)
+    train_set, val_set : Dataset or (images, labels) or (images, labels, weights)
         Items ``(image (C, H, W) float, labels (H, W) long)``, e.g. a
         :class:`segedu.data.ShapesDataset`, or the arrays of :func:`segedu.data.shapes_dataset`
-        (see :func:`as_dataset`). With ``val_set``, the model is evaluated after every epoch.
+        (see :func:`as_dataset`). Items ``(image, labels, weight (H, W) float)`` carry a per-pixel
+        weight map of the loss (U-Net's :func:`segedu.losses.unet_weight_map`); a dataset that
+        augments each item at random draws from torch's generator, which ``seed`` seeds. With
+        ``val_set``, the model is evaluated after every epoch.
     epochs, batch_size : int
         Passes over the training set, and images per step (the last batch may be smaller).
     lr, weight_decay : float
@@ -252,11 +346,16 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
         Target label of "void" pixels, left out of the loss and the metrics (e.g. 255).
     progress : bool
         Show a tqdm progress bar (the only output; with ``False`` nothing is printed).
+    loss_fn : callable, optional
+        ``loss_fn(logits, target, weight) -> scalar tensor``, with ``logits`` (N, K, H, W),
+        ``target`` (N, H, W) long class ids and ``weight`` (N, H, W) or ``None``, all on ``device``.
+        Default: :func:`weighted_cross_entropy` with ``ignore_index``. For a one-channel binary
+        network, e.g. ``lambda z, y, w: segedu.losses.dice_loss(z[:, 0], y.float())``.
 
     Returns
     -------
     dict of lists, one entry per epoch
-        ``"epoch"``, ``"train_loss"`` (mean over the epoch's pixels), ``"seconds"`` (cumulative
+        ``"epoch"``, ``"train_loss"`` (the batches' losses, weighted by their counted pixels), ``"seconds"`` (cumulative
         time) and, with ``val_set``, ``"val_pixel_accuracy"``, ``"val_mean_accuracy"``,
         ``"val_mean_iou"`` and ``"val_frequency_weighted_iou"``. The model is left in ``eval()``
         mode, ready for prediction.
@@ -272,6 +371,9 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
     ignore_index = check_ignore_index(ignore_index)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
+    if loss_fn is not None and not callable(loss_fn):
+        raise SegeduTypeError(f"loss_fn must be a function loss_fn(logits, target, weight), but got "
+                              f"{type(loss_fn).__name__}; leave it None for the (weighted) cross-entropy.")
     device = pick_device() if device is None else torch.device(device)
 
     model.to(device)
@@ -304,12 +406,17 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
             for epoch in range(1, epochs + 1):
                 model.train()
                 total, count = 0.0, 0
-                for images, labels in loader:
+                for batch in loader:
+                    images, labels, weights = _split_batch(batch)
                     images = images.to(device)
                     labels = labels.to(device).long()
+                    weights = None if weights is None else weights.to(device)
                     logits = model(images)
                     _check_logits(logits, labels)
-                    loss = F.cross_entropy(logits, labels, ignore_index=ce_ignore)
+                    if loss_fn is None:
+                        loss = weighted_cross_entropy(logits, labels, weights, ignore_index=ignore_index)
+                    else:
+                        loss = loss_fn(logits, labels, weights)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
