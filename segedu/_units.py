@@ -130,8 +130,8 @@ PLANNED_UNITS = {"08": "DeepLab", "09": "Mask R-CNN", "10": "SAM"}
 def later_unit_error(qualified_name: str, unit_id: str) -> AttributeError:
     """The error for a name that a planned unit adds, saying which unit and what to do.
 
-    >>> print(later_unit_error("segedu.losses", "06"))
-    segedu.losses comes with unit 06 (U-Net), which this version of segedu does not have yet. Install the segedu release that unit 06's notebooks name in their setup cell.
+    >>> print(later_unit_error("segedu.instance", "09"))
+    segedu.instance comes with unit 09 (Mask R-CNN), which this version of segedu does not have yet. Install the segedu release that unit 09's notebooks name in their setup cell.
     """
     return AttributeError(
         f"{qualified_name} comes with unit {unit_id} ({PLANNED_UNITS[unit_id]}), which this version of segedu does "
