@@ -114,6 +114,13 @@ DEMO_PATTERNS = [
     # 11_coco_eda: "validation mIoU 0.912 (target ≥ 0.85: reached); 12.3 s"
     (re.compile(r"validation mIoU (?P<quality>[\d.]+) \(target ≥ (?P<target>[\d.]+)[^)]*\); "
                 r"(?P<seconds>[\d.]+) s"), "PixelNet"),
+    # 06_unet, whose quality is an instance F1 (the empty group "metric" says so):
+    # "fine-tuned for 100 steps in 12.3 s on cpu" ... "+ fine-tuned with it   0.931   0.912  0.921   5 of 10"
+    (re.compile(r"fine-tuned for \d+ steps in (?P<seconds>[\d.]+) s on \w+\s*\n(?:.*\n)*?\+ fine-tuned with it"
+                r"\s+[\d.]+\s+[\d.]+\s+(?P<quality>[\d.]+)(?P<metric>)"), "U-Net fine-tuned with the weight map (F1)"),
+    # 07_segnet: "SegNet seed 0, 2 more epochs on cpu: trained in 6.4 s, validation mean IoU 0.641 -> 0.759 ..."
+    (re.compile(r"(?P<name>SegNet) seed \d+, \d+ more epochs on \w+: trained in (?P<seconds>[\d.]+) s, "
+                r"validation mean IoU [\d.]+ -> (?P<quality>[\d.]+)"), None),
 ]
 
 
@@ -125,7 +132,8 @@ def training_rows(texts: dict[str, str]) -> list[Row]:
                 found = match.groupdict()
                 target = found.get("target")
                 quality = float(found["quality"])
-                detail = f"mean IoU {quality:.3f}" + (f" (target >= {target}: "
+                metric = "instance F1" if "metric" in found else "mean IoU"
+                detail = f"{metric} {quality:.3f}" + (f" (target >= {target}: "
                                                        f"{'reached' if quality >= float(target) else 'NOT reached'})"
                                                        if target else "")
                 rows.append(Row("training", f"{lecture}: {found.get('name') or name}", float(found["seconds"]), "s",
