@@ -481,8 +481,8 @@ def check_label_map(target, num_classes: int, name: str = "target", ignore_index
                 hint = f" It has a trailing axis of size 1: drop it with {name}[..., 0]."
             elif extra_axis and shape[-1] in (3, 4):
                 hint = (
-                    f" It looks like an RGB (colour) mask: turn each colour into its class index first, e.g. "
-                    f"labels[(mask == colour).all(-1)] = class_index for each colour of the palette."
+                    " It looks like an RGB (colour) mask: turn each colour into its class index first, e.g. "
+                    "labels[(mask == colour).all(-1)] = class_index for each colour of the palette."
                 )
             raise SegeduInputError(
                 f"{name} must be a map of class indices with {' or '.join(map(str, ndims))} axes, but it has "
@@ -573,8 +573,8 @@ def check_instance_labels(labels, name: str = "instance_labels") -> np.ndarray:
         fix = (
             f"If it already holds one id per object, convert it with {name}.astype(np.int32)."
             if whole
-            else f"To turn a binary mask into instance labels use skimage.measure.label(mask), which gives each "
-            f"connected object its own id (touching objects merge: label them separately if you can)."
+            else "To turn a binary mask into instance labels use skimage.measure.label(mask), which gives each "
+            "connected object its own id (touching objects merge: label them separately if you can)."
         )
         raise SegeduTypeError(
             f"{name} must be an integer array of instance ids (0 = background, 1, 2, ... = objects), "

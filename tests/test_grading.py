@@ -1328,3 +1328,31 @@ def test_output_sizes_must_be_ints(name, value):
         ex.check(name, lambda *a, **k: value, *args[0], case="float", **args[1])
     ex.check(name, lambda *a, **k: int(value), *args[0], case="int", **args[1])
     ex.check(name, lambda *a, **k: np.int64(value), *args[0], case="numpy int", **args[1])
+
+
+def test_07_forbids_the_unpooling_kernel_and_not_the_rest_of_torch_nn():
+    """A forbidden prefix may name one function: 07 bans torch._C._nn.max_unpool2d, while F.pad and
+    F.interpolate, which live in the same C++ module, stay allowed."""
+    import torch
+    import torch.nn.functional as F
+
+    def unpool_with_pad(x, indices, kernel_size, stride=None, output_size=None):
+        n, c, h, w = x.shape
+        height, width = output_size
+        out = F.pad(torch.zeros(n, c, 0, width, dtype=x.dtype), (0, 0, 0, height))  # F.pad is allowed
+        out = out.reshape(n, c, -1)
+        out.scatter_(2, indices.reshape(n, c, -1), x.reshape(n, c, -1))
+        return out.reshape(n, c, height, width)
+
+    from segedu.grading._tripwire import Tripwire
+
+    ex = exercise("07_segnet")
+    x, indices = _pooled(2)
+    with Tripwire(("torch._C._nn",)) as whole_module:   # F.pad does run in the module of the banned kernel
+        F.pad(x, (1, 1))
+    assert str(whole_module.hit) == "torch._C._nn.pad"
+    with Tripwire(ex.spec.forbidden) as exercise_07:
+        F.pad(x, (1, 1))
+        F.interpolate(x, scale_factor=2)
+    assert exercise_07.hit is None
+    ex.check("max_unpool2d", unpool_with_pad, x, indices, 2, output_size=(7, 9), case="F.pad allowed")

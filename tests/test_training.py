@@ -207,7 +207,7 @@ def test_weight_map_input_errors_name_the_fix():
 
 
 # --------------------------------------------------------------------------------------------------
-# unit 06's recipe helpers (segedu.models._checkpoints_06), against scipy.ndimage and torchvision
+# unit 06's recipe helpers (segedu.models.unet_recipes), against scipy.ndimage and torchvision
 # --------------------------------------------------------------------------------------------------
 def _random_instances(seed, shape=(40, 50), n=25):
     from skimage.segmentation import watershed
@@ -223,7 +223,7 @@ def _random_instances(seed, shape=(40, 50), n=25):
 def test_separate_touching_carves_exactly_the_contacts_between_instances():
     from scipy import ndimage
 
-    from segedu.models._checkpoints_06 import separate_touching
+    from segedu.models.unet_recipes import separate_touching
 
     cross = ndimage.generate_binary_structure(2, 1)
     for seed in range(3):
@@ -240,7 +240,7 @@ def test_separate_touching_carves_exactly_the_contacts_between_instances():
 def test_touching_ids_against_a_dilation_of_each_instance():
     from scipy import ndimage
 
-    from segedu.models._checkpoints_06 import touching_ids
+    from segedu.models.unet_recipes import touching_ids
 
     labels = _random_instances(4)
     labels[labels % 3 == 0] = 0
@@ -255,7 +255,7 @@ def test_touching_ids_against_a_dilation_of_each_instance():
 def test_shallow_resnet_unet_holds_torchvisions_resnet18_encoder():
     from torchvision.models import resnet18
 
-    from segedu.models._checkpoints_06 import ShallowResNetUNet
+    from segedu.models.unet_recipes import ShallowResNetUNet
 
     torch.manual_seed(0)
     reference = resnet18(weights=None).eval()

@@ -303,16 +303,17 @@ EXERCISES = registry(
             ("segnet_decoder_stage", GradedFunction("segedu.grading.exercises:segnet_decoder_stage",
                                                     delegates_to="segedu.models.segnet:decoder_stage")),
         ),
-        # torch.nn.functional.max_unpool2d, nn.MaxUnpool2d and torch.ops.aten.max_unpool2d all end in
-        # the C++ kernel torch._C._nn.max_unpool2d (torch.ops through torch._ops): forbidding those two
-        # prefixes catches every route, and leaves the convolutions, batch norm and ReLU of a decoder
-        # stage (torch.conv2d, torch.batch_norm, torch.relu) allowed.
-        forbidden=("segedu.conv", "segedu.models", "torch._C._nn", "torch._ops"),
+        # torch.nn.functional.max_unpool2d and nn.MaxUnpool2d end in the C++ kernel
+        # torch._C._nn.max_unpool2d, and torch.ops.aten.max_unpool2d goes through torch._ops: forbidding
+        # that one kernel and torch._ops catches every route, and leaves the rest of torch allowed (the
+        # convolutions, batch norm and ReLU of a decoder stage, F.pad, F.interpolate).
+        forbidden=("segedu.conv", "segedu.models", "torch._C._nn.max_unpool2d", "torch._C._nn.max_unpool3d",
+                   "torch._ops"),
         importable=("torch",),
-        allowed="Use torch tensor operations (zeros, indexing, scatter_, reshape), the layers you are given, "
-                "F.relu and F.batch_norm (not max_unpool2d in any form: torch.nn.functional.max_unpool2d, "
-                "nn.MaxUnpool2d or torch.ops.aten; not the other torch._C._nn kernels such as F.interpolate; "
-                "not segedu.conv or segedu.models).",
+        allowed="Use torch (tensor operations such as zeros, indexing, scatter_ and reshape, the layers you are "
+                "given, F.relu and F.batch_norm), but not max-unpooling in any form "
+                "(torch.nn.functional.max_unpool2d, nn.MaxUnpool2d, torch.ops.aten) and not segedu.conv or "
+                "segedu.models.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

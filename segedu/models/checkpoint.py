@@ -382,8 +382,8 @@ del _seed, _variant
 
 
 # Later units register their checkpoints in a module of their own, imported here so that REGISTRY is
-# complete whenever this module is: segedu.models._checkpoints_06 (U-Net on the nuclei) and
-# segedu.models._checkpoints_07 (SegNet against U-Net).
-for _module in ("segedu.models._checkpoints_06", "segedu.models._checkpoints_07"):
+# complete whenever this module is: segedu.models.unet_recipes (U-Net on the nuclei) and
+# segedu.models.segnet_recipes (SegNet against U-Net).
+for _module in ("segedu.models.unet_recipes", "segedu.models.segnet_recipes"):
     importlib.import_module(_module)
 del _module

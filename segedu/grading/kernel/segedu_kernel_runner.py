@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import numpy as np
 

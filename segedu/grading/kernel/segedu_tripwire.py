@@ -30,8 +30,12 @@ class ForbiddenCall:
         return f"{self.module}.{self.function}"
 
 
-def _matches(module: str, prefixes) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
+def _matches(module: str, prefixes, function: str = "") -> bool:
+    """Whether ``module`` lies under a forbidden prefix, or ``module.function`` is a forbidden name:
+    a prefix may name one function of a module whose other functions stay allowed
+    (``torch._C._nn.max_unpool2d``, while ``torch._C._nn.pad`` is fine)."""
+    names = (module, f"{module}.{function}") if function else (module,)
+    return any(name == p or name.startswith(p + ".") for name in names for p in prefixes)
 
 
 def _module_name(value) -> str:
@@ -43,7 +47,7 @@ def _module_name(value) -> str:
 
 
 class Tripwire:
-    """Context manager that records the first call into any of the forbidden module prefixes."""
+    """Context manager that records the first call into any of the forbidden module prefixes (or functions)."""
 
     def __init__(self, forbidden_prefixes):
         self.prefixes = tuple(forbidden_prefixes)
@@ -57,12 +61,13 @@ class Tripwire:
             return
         if event == "call":
             module = _module_name(frame.f_globals.get("__name__"))
-            if _matches(module, self.prefixes):
+            if _matches(module, self.prefixes, frame.f_code.co_name):
                 self.hit = ForbiddenCall(module, frame.f_code.co_name)
         elif event == "c_call":
             module = _module_name(getattr(arg, "__module__", None))
-            if _matches(module, self.prefixes):
-                self.hit = ForbiddenCall(module, getattr(arg, "__name__", "?"))
+            function = getattr(arg, "__name__", "?")
+            if _matches(module, self.prefixes, function if isinstance(function, str) else "?"):
+                self.hit = ForbiddenCall(module, function)
 
     def __enter__(self):
         self._previous = sys.getprofile()

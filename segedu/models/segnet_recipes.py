@@ -1,4 +1,4 @@
-"""Checkpoints of unit 07 (registered into segedu.models.checkpoint.REGISTRY on import).
+"""The recipes of unit 07 (SegNet against U-Net): its shipped networks, registered into segedu.models.checkpoint.REGISTRY on import.
 
 Lecture 07 compares SegNet with U-Net on the *same* data, trained the same way: the synthetic
 shapes of :func:`segedu.data.shapes_dataset` (64×64, background + five shape classes), the same
@@ -98,7 +98,7 @@ for _seed in SEGNET_SHAPES_SEEDS:
             unit="07",
             description=f"{_TITLES_07[_arch]} (base 8 channels, depth 4) trained on 400 synthetic 64×64 shapes "
                         f"images, seed {_seed}, for the SegNet / U-Net comparison of unit 07",
-            recipe="segedu.models._checkpoints_07:train_shapes_07",
+            recipe="segedu.models.segnet_recipes:train_shapes_07",
             seed=_seed,
             options={"arch": _arch},
             data=shapes07_data(_seed),

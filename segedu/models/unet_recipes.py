@@ -1,4 +1,4 @@
-r"""Checkpoints of unit 06 (U-Net), registered into :data:`segedu.models.checkpoint.REGISTRY` on import.
+r"""The recipes of unit 06 (U-Net): its shipped networks, registered into :data:`segedu.models.checkpoint.REGISTRY` on import.
 
 Three experiments of lecture 06 train too long for a lecture on a CPU, so their networks ship with
 segedu, each with the recipe below that trained it (``make checkpoints NAMES=...`` retrains them):
@@ -376,7 +376,7 @@ def _unet_nuclei_architecture(config=None) -> dict:
             "kwargs": {"in_channels": 1, "num_classes": 2, "base_channels": c["base_channels"], "depth": c["depth"]}}
 
 
-_NUCLEI_DATA = {"function": "segedu.models._checkpoints_06:nuclei_half", "train": {"split": "train"},
+_NUCLEI_DATA = {"function": "segedu.models.unet_recipes:nuclei_half", "train": {"split": "train"},
                 "val": {"split": "test"}}
 
 
@@ -410,7 +410,7 @@ def _pretrain_data(seed) -> dict:
     c = TRANSFER["pretrain"]
     common = {"size": [c["size"], c["size"]], "shape_classes": c["shape_classes"], "max_shapes": c["max_shapes"],
               "binary": True}
-    return {"function": "segedu.models._checkpoints_06:grey_shapes",
+    return {"function": "segedu.models.unet_recipes:grey_shapes",
             "train": {"n": c["n_train"], "seed": seed, **common}, "val": {"n": c["n_val"], "seed": 100 + seed, **common}}
 
 
@@ -436,7 +436,7 @@ def train_unet_shapes(seed: int, device="cpu", progress: bool = False, config=No
 
 
 def _resnet_architecture(num_classes) -> dict:
-    return {"builder": "segedu.models._checkpoints_06:ShallowResNetUNet",
+    return {"builder": "segedu.models.unet_recipes:ShallowResNetUNet",
             "kwargs": {"num_classes": num_classes, "in_channels": 1,
                        "decoder_channels": list(TRANSFER["decoder_channels"])}}
 
@@ -496,21 +496,21 @@ for _seed in NUCLEI_SEEDS:
             unit="06",
             description=(f"U-Net (8 base channels, depth 3) on the nuclei's training half, "
                          f"{'with' if _weighted else 'without'} U-Net's weight map, seed {_seed}"),
-            recipe="segedu.models._checkpoints_06:train_unet_nuclei",
+            recipe="segedu.models.unet_recipes:train_unet_nuclei",
             seed=_seed,
             options={"weighted": _weighted},
             data=_NUCLEI_DATA,
             architecture=_unet_nuclei_architecture(),
             metric="f1",
             target=_NUCLEI_F1_TARGET,
-            evaluator="segedu.models._checkpoints_06:evaluate_nuclei_instances",
+            evaluator="segedu.models.unet_recipes:evaluate_nuclei_instances",
         ))
 
 register(CheckpointSpec(
     name="unet_shapes_s0",
     unit="06",
     description="U-Net (8 base channels, depth 3) on 400 synthetic 96×96 shapes images (unit 05's data), seed 0",
-    recipe="segedu.models._checkpoints_06:train_unet_shapes",
+    recipe="segedu.models.unet_recipes:train_unet_shapes",
     seed=0,
     data=_shapes_data(SHAPES_UNET, 0),
     architecture=_unet_shapes_architecture(),
@@ -523,7 +523,7 @@ register(CheckpointSpec(
     unit="06",
     description="ResNet-18 (to layer2) U-Net pretrained to tell shapes from background on 400 grey 64×64 synthetic "
                 "shapes images, seed 0",
-    recipe="segedu.models._checkpoints_06:train_resnet_shapes",
+    recipe="segedu.models.unet_recipes:train_resnet_shapes",
     seed=0,
     data=_pretrain_data(0),
     architecture=_resnet_architecture(2),
@@ -538,13 +538,13 @@ for _pretrained, _arm in ((True, "transfer"), (False, "scratch")):
         description=("ResNet-18 (to layer2) U-Net on the nuclei's training half, "
                      + ("its encoder pretrained on the synthetic shapes" if _pretrained else "from scratch")
                      + ", seed 0"),
-        recipe="segedu.models._checkpoints_06:train_resnet_nuclei",
+        recipe="segedu.models.unet_recipes:train_resnet_nuclei",
         seed=0,
         options={"pretrained": _pretrained},
         data=_NUCLEI_DATA,
         architecture=_resnet_architecture(2),
         metric="f1",
         target=0.3,
-        evaluator="segedu.models._checkpoints_06:evaluate_nuclei_instances",
+        evaluator="segedu.models.unet_recipes:evaluate_nuclei_instances",
     ))
 del _seed, _weighted, _arm, _pretrained
