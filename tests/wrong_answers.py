@@ -545,6 +545,9 @@ known.add("06_unet", "focal_loss",
                (M("focal_loss", "alpha_t = alpha * target + (1 - alpha) * (1 - target)",
                   "alpha_t = alpha * (1 - target) + (1 - alpha) * target"),),
                must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+    Submission("focal_summed", "sums over the pixels instead of averaging (torchvision's reduction=\"sum\")",
+               (M("focal_loss", "* cross_entropy).mean()", "* cross_entropy).sum()"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
     Submission("delegates_to_sigmoid_focal_loss", "calls torchvision.ops.sigmoid_focal_loss",
                replace={"focal_loss": "import torchvision\n\n"
                                       "def focal_loss(logits, target, alpha=0.25, gamma=2.0):\n"
@@ -595,6 +598,13 @@ known.add("07_segnet", "segnet_decoder_stage",
                   'y = F.batch_norm(y, norm["running_mean"], norm["running_var"], norm["weight"], norm["bias"],\n'
                   "                         training=False, eps=1e-5)",
                   'y = F.batch_norm(y, None, None, norm["weight"], norm["bias"], training=True, eps=1e-5)'),),
+               must_lose=("test_segnet_decoder_stage",)),
+    Submission("decoder_batch_norm_without_eps", "writes the batch norm by hand and divides by sqrt(var), without eps",
+               (M("segnet_decoder_stage",
+                  'y = F.batch_norm(y, norm["running_mean"], norm["running_var"], norm["weight"], norm["bias"],\n'
+                  "                         training=False, eps=1e-5)",
+                  'y = ((y - norm["running_mean"][:, None, None]) / torch.sqrt(norm["running_var"][:, None, None])\n'
+                  '             * norm["weight"][:, None, None] + norm["bias"][:, None, None])'),),
                must_lose=("test_segnet_decoder_stage",)),
     Submission("decoder_ignores_indices", "upsamples by repeating values instead of unpooling with the indices",
                (M("segnet_decoder_stage", "    y = max_unpool2d(x, indices, 2, output_size=output_size)\n",

@@ -560,7 +560,8 @@ def dice_over_the_whole_batch(logits, target, smooth=1.0):
     return _dice_loss(logits, target, smooth, per_sample=False)
 
 
-def _focal_loss(logits, target, alpha=0.25, gamma=2.0, *, gamma_on_p_t=False, alpha_on_negatives=False):
+def _focal_loss(logits, target, alpha=0.25, gamma=2.0, *, gamma_on_p_t=False, alpha_on_negatives=False,
+                summed=False):
     import torch
     import torch.nn.functional as F
 
@@ -572,7 +573,8 @@ def _focal_loss(logits, target, alpha=0.25, gamma=2.0, *, gamma_on_p_t=False, al
     else:
         alpha_t = alpha * target + (1 - alpha) * (1 - target)
     factor = p_t ** gamma if gamma_on_p_t else (1 - p_t) ** gamma
-    return (alpha_t * factor * cross_entropy).mean()
+    terms = alpha_t * factor * cross_entropy
+    return terms.sum() if summed else terms.mean()
 
 
 def focal_gamma_on_p_t(logits, target, alpha=0.25, gamma=2.0):
@@ -581,6 +583,10 @@ def focal_gamma_on_p_t(logits, target, alpha=0.25, gamma=2.0):
 
 def focal_alpha_on_negatives(logits, target, alpha=0.25, gamma=2.0):
     return _focal_loss(logits, target, alpha, gamma, alpha_on_negatives=True)
+
+
+def focal_summed(logits, target, alpha=0.25, gamma=2.0):
+    return _focal_loss(logits, target, alpha, gamma, summed=True)
 
 
 # ----------------------------------------------------------------------------- 07 SegNet
@@ -630,7 +636,7 @@ def unpool_ignores_stride(x, indices, kernel_size, stride=None, output_size=None
 
 
 def _decoder_stage(x, indices, output_size, convs, norms, *, relu_first=False, batch_statistics=False,
-                   nearest=False):
+                   nearest=False, eps=1e-5):
     import torch
     import torch.nn.functional as F
 
@@ -649,7 +655,7 @@ def _decoder_stage(x, indices, output_size, convs, norms, *, relu_first=False, b
                 y = F.batch_norm(y, None, None, norm["weight"], norm["bias"], training=True, eps=1e-5)
             else:
                 y = F.batch_norm(y, norm["running_mean"], norm["running_var"], norm["weight"], norm["bias"],
-                                 training=False, eps=1e-5)
+                                 training=False, eps=eps)
             if not relu_first:
                 y = F.relu(y)
         return y
@@ -661,6 +667,10 @@ def decoder_relu_before_batch_norm(x, indices, output_size, convs, norms):
 
 def decoder_batch_statistics(x, indices, output_size, convs, norms):
     return _decoder_stage(x, indices, output_size, convs, norms, batch_statistics=True)
+
+
+def decoder_batch_norm_without_eps(x, indices, output_size, convs, norms):
+    return _decoder_stage(x, indices, output_size, convs, norms, eps=0.0)
 
 
 def decoder_ignores_indices(x, indices, output_size, convs, norms):
@@ -924,6 +934,8 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                "down-weights the easy pixels (p_t near 1), not p_t ** gamma."),
         _m(focal_alpha_on_negatives, "Hint: alpha is applied to the wrong class: alpha_t is alpha for the "
                                      "positives (target 1) and 1 - alpha for the negatives."),
+        _m(focal_summed, "Hint: the loss is summed over the pixels; the exercise asks for the mean over every "
+                         "pixel of every sample (torchvision's reduction=\"mean\")."),
     ),
     (A07, "max_unpool2d"): (
         _m(unpool_top_left, "Hint: the indices are ignored: each value went to its window's top-left corner; put "
@@ -938,6 +950,9 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                            "then batch norm, then ReLU."),
         _m(decoder_batch_statistics, "Hint: the batch norm uses the batch's own mean and variance; in inference "
                                      "mode it uses the running_mean and running_var it is given."),
+        _m(decoder_batch_norm_without_eps, "Hint: the batch norm divides by sqrt(running_var) without eps; "
+                                           "it is (y - mean) / sqrt(var + eps) with eps = 1e-5, which matters "
+                                           "for channels of small variance."),
         _m(decoder_ignores_indices, "Hint: the stage upsamples without the encoder's indices; unpool with them "
                                     "(your max_unpool2d), so each value returns to where its maximum was."),
     ),
