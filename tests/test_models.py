@@ -465,3 +465,16 @@ def test_training_helpers():
         train_segmentation(fcn8s(3, width=2), _tiny_data(), lr=0, progress=False)
 
 
+
+
+@pytest.mark.parametrize("build", [lambda: FCN(num_classes=3, variant="8s", width=2),
+                                   lambda: segedu.models.SegNet(3, 2, base_channels=2, depth=2)],
+                         ids=["FCN", "SegNet"])
+def test_every_network_names_the_fix_for_a_float64_input(build):
+    """The dtype check of the base class reaches every network, before torch's "expected scalar type"."""
+    import torch
+
+    model = build().eval()
+    with pytest.raises(SegeduTypeError, match=r"model\.double\(\)"):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.float64))
+    assert model.double()(torch.zeros(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64

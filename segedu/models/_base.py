@@ -67,6 +67,40 @@ def _channels(n: int) -> str:
     return f"{n} channel" if n == 1 else f"{n} channels"
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # older torch takes no device type: it asks about CUDA
+        return bool(torch.is_autocast_enabled()) if device_type == "cuda" else False
+    except RuntimeError:  # a device type without autocast, e.g. "meta"
+        return False
+
+
+def _check_input_matches_weights(model, x) -> None:
+    """An input on another device, or of another float dtype, than the weights: the error names the fix.
+
+    Without it torch fails inside the first convolution with "expected scalar type Double but found
+    Float" or "Input type ... and weight type ... should be the same". Floats keep their dtype, so a
+    float64 input is not cast down: the model must be made float64 instead. Under autocast the
+    layers choose the dtype, so only the device is checked there.
+    """
+    weight = next(model.parameters(), None)
+    if weight is None:
+        return
+    name = type(model).__name__
+    if x.device != weight.device:
+        raise SegeduInputError(
+            f"{name} has its weights on {weight.device}, but the input is on {x.device}. Move the model with "
+            f"model.to(x.device), or the input with x.to({str(weight.device)!r}) (one device for both)."
+        )
+    if x.dtype != weight.dtype and not _autocast_enabled(x.device.type):
+        raise SegeduTypeError(
+            f"{name} has {weight.dtype} weights, but the input has dtype {x.dtype}. For a {x.dtype} "
+            f"result convert the model with model.to({x.dtype}) (e.g. model.double()); otherwise convert the "
+            f"input with x.to({weight.dtype})."
+        )
+
+
 class SegmentationModel(nn.Module):
     r"""Base class of segedu's networks: ``(N, in_channels, H, W)`` images in, ``(N, K, H, W)`` logits out.
 
@@ -128,7 +162,8 @@ class SegmentationModel(nn.Module):
         (:class:`~segedu._validation.SegeduTypeError`); not 4-D, wrong channel count, an empty side,
         a side that is not a multiple of ``output_stride``
         (:class:`~segedu._validation.SegeduInputError`, a ``ValueError``); an integer or boolean
-        dtype (:class:`~segedu._validation.SegeduTypeError`, a ``TypeError``).
+        dtype (:class:`~segedu._validation.SegeduTypeError`, a ``TypeError``); an input on another device
+        than the weights, or of another float dtype (the error names ``model.to(...)`` or ``x.to(...)``).
 
         Subclasses call it first thing in ``forward``; it costs a few attribute reads.
         """
@@ -182,6 +217,7 @@ class SegmentationModel(nn.Module):
             raise SegeduTypeError(
                 f"{name} expects a floating-point image, but the input has {kind} dtype {x.dtype}. {fix}"
             )
+        _check_input_matches_weights(self, x)
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}, output_stride={self.output_stride}"

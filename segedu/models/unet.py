@@ -149,41 +149,6 @@ def center_crop(x, size) -> torch.Tensor:
     return x[..., top : top + crop_h, left : left + crop_w]
 
 
-# ----------------------------------------------------------------------------------------------
-def _autocast_enabled(device_type: str) -> bool:
-    try:
-        return bool(torch.is_autocast_enabled(device_type))
-    except TypeError:  # older torch takes no device type: it asks about CUDA
-        return bool(torch.is_autocast_enabled()) if device_type == "cuda" else False
-    except RuntimeError:  # a device type without autocast, e.g. "meta"
-        return False
-
-
-def _check_input_matches_weights(model, x) -> None:
-    """An input on another device, or of another float dtype, than the weights: the error names the fix.
-
-    Without it torch fails inside the first convolution with "expected scalar type Double but found
-    Float" or "Input type ... and weight type ... should be the same". Floats keep their dtype, so a
-    float64 input is not cast down: the model must be made float64 instead. Under autocast the
-    layers choose the dtype, so only the device is checked there.
-    """
-    weight = next(model.parameters(), None)
-    if weight is None:
-        return
-    name = type(model).__name__
-    if x.device != weight.device:
-        raise SegeduInputError(
-            f"{name} has its weights on {weight.device}, but the input is on {x.device}. Move the model with "
-            f"model.to(x.device), or the input with x.to({str(weight.device)!r}) (one device for both)."
-        )
-    if x.dtype != weight.dtype and not _autocast_enabled(x.device.type):
-        raise SegeduTypeError(
-            f"{name} has {weight.dtype} weights, but the input has dtype {x.dtype}. For a {x.dtype} "
-            f"result convert the model with model.to({x.dtype}) (e.g. model.double()); otherwise convert the "
-            f"input with x.to({weight.dtype})."
-        )
-
-
 class _Down(nn.Sequential):
     """2×2 max-pool then DoubleConv: one step down the contracting path."""
 
@@ -368,15 +333,13 @@ class UNet(SegmentationModel):
         )
 
     def check_input(self, x) -> None:
-        """The base class' checks, with U-Net's size rule first (it names the nearest sizes that work),
-        then the input's device and dtype against the weights' (a float64 input needs ``model.double()``)."""
+        """The base class' checks, with U-Net's size rule first (it names the nearest sizes that work)."""
         if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == self.in_channels and min(x.shape[2:]) > 0:
             h, w = int(x.shape[2]), int(x.shape[3])
             problems = [p for p in (self._trace(h)[1], self._trace(w)[1]) if p]
             if problems:
                 raise SegeduInputError(self._size_message(h, w, problems[0]))
         super().check_input(x)
-        _check_input_matches_weights(self, x)
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x):
@@ -532,11 +495,6 @@ class ResNetUNet(SegmentationModel):
             c = out
         self.decoder = nn.ModuleList(blocks)
         self.head = nn.Conv2d(c, self.num_classes, kernel_size=1)
-
-    def check_input(self, x) -> None:
-        """The base class' checks, then the input's device and dtype against the weights'."""
-        super().check_input(x)
-        _check_input_matches_weights(self, x)
 
     def forward(self, x):
         self.check_input(x)
