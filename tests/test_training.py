@@ -255,7 +255,7 @@ def test_touching_ids_against_a_dilation_of_each_instance():
 def test_shallow_resnet_unet_holds_torchvisions_resnet18_encoder():
     from torchvision.models import resnet18
 
-    from segedu.models.unet_recipes import ShallowResNetUNet
+    from segedu.models.unet import ShallowResNetUNet
 
     torch.manual_seed(0)
     reference = resnet18(weights=None).eval()

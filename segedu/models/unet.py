@@ -78,7 +78,8 @@ from .._validation import SegeduInputError, SegeduTypeError, check_in, check_pos
 from ._base import SegmentationModel
 from .blocks import DoubleConv
 
-__all__ = ["center_crop", "center_crop_offsets", "UNet", "ResNetUNet", "ResNetEncoder", "adapt_first_conv"]
+__all__ = ["center_crop", "center_crop_offsets", "UNet", "ResNetUNet", "ResNetEncoder", "ShallowResNetUNet",
+           "adapt_first_conv"]
 
 
 def center_crop_offsets(size, crop_size) -> tuple[int, int]:
@@ -540,3 +541,72 @@ class ResNetUNet(SegmentationModel):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, weights={self.weights!r}"
+
+
+class ShallowResNetUNet(SegmentationModel):
+    r"""ResNet-18's stem, ``layer1`` and ``layer2`` under a three-stage U-Net decoder.
+
+    Encoder (torchvision's ``resnet18``, same layer names): ``conv1``–``bn1``–``relu`` at stride
+    2 (64 channels), ``maxpool`` + ``layer1`` at stride 4 (64), ``layer2`` at stride 8 (128).
+    Decoder: three times bilinear 2× upsampling, concatenation with the encoder map of the same
+    stride (none at stride 1) and a :class:`~segedu.models.blocks.DoubleConv`; then a 1×1
+    convolution. Input sides must be multiples of 8. :mod:`segedu.models.unet_recipes` explains why lecture
+    06 stops at ``layer2`` (:class:`ResNetUNet` has all four layers).
+
+    >>> import torch
+    >>> model = ShallowResNetUNet(num_classes=2, in_channels=1)
+    >>> tuple(model(torch.zeros(1, 1, 64, 40)).shape)
+    (1, 2, 64, 40)
+    """
+
+    def __init__(self, num_classes, in_channels=1, decoder_channels=(64, 32, 16)):
+        super().__init__(in_channels=in_channels, num_classes=num_classes, output_stride=8)
+        from torchvision.models import resnet18
+
+        resnet = resnet18(weights=None)
+        self.conv1 = nn.Conv2d(self.in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1, self.relu, self.maxpool = resnet.bn1, resnet.relu, resnet.maxpool
+        self.layer1, self.layer2 = resnet.layer1, resnet.layer2
+        c16, c8, c4 = decoder_channels
+        self.up4 = DoubleConv(128 + 64, c16)  # stride 8 -> 4, skip layer1
+        self.up2 = DoubleConv(c16 + 64, c8)  # 4 -> 2, skip the stem
+        self.up1 = DoubleConv(c8, c4)  # 2 -> 1
+        self.head = nn.Conv2d(c4, self.num_classes, kernel_size=1)
+
+    _ENCODER = ("conv1", "bn1", "layer1", "layer2")
+
+    def encoder_parameters(self):
+        return [p for name in self._ENCODER for p in getattr(self, name).parameters()]
+
+    def encoder_state_dict(self) -> dict:
+        """The encoder's weights, with torchvision's names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...)."""
+        return {k: v for k, v in self.state_dict().items() if k.split(".")[0] in self._ENCODER}
+
+    def load_encoder_state_dict(self, state_dict) -> None:
+        """Load the encoder from :meth:`encoder_state_dict` or a torchvision ``resnet18`` state dict.
+
+        ``layer3``, ``layer4`` and ``fc`` entries are ignored. A 3-channel ``conv1`` (ImageNet)
+        loads into a 1-channel model summed over R, G and B, as ``ResNetUNet`` does.
+        """
+        own = self.encoder_state_dict()
+        picked = {k: v for k, v in state_dict.items() if k in own}
+        missing = sorted(set(own) - set(picked))
+        if missing:
+            raise ValueError(f"the encoder state lacks {missing[:3]}...: give a ResNet-18 state dict.")
+        conv1 = picked["conv1.weight"]
+        if conv1.shape[1] != self.in_channels:
+            if self.in_channels != 1:
+                raise ValueError(f"conv1 has {conv1.shape[1]} input channels, the model {self.in_channels}.")
+            picked["conv1.weight"] = conv1.sum(1, keepdim=True)
+        self.load_state_dict(picked, strict=False)
+
+    def forward(self, x):
+        self.check_input(x)
+        f2 = self.relu(self.bn1(self.conv1(x)))
+        f4 = self.layer1(self.maxpool(f2))
+        f8 = self.layer2(f4)
+        up = nn.functional.interpolate
+        y = self.up4(torch.cat([f4, up(f8, scale_factor=2, mode="bilinear", align_corners=False)], 1))
+        y = self.up2(torch.cat([f2, up(y, scale_factor=2, mode="bilinear", align_corners=False)], 1))
+        y = self.up1(up(y, scale_factor=2, mode="bilinear", align_corners=False))
+        return self.head(y)

@@ -14,7 +14,7 @@ segedu, each with the recipe below that trained it (``make checkpoints NAMES=...
    ``resnetunet_nuclei_scratch``). A ResNet-18 encoder under a U-Net decoder is pretrained on the
    synthetic shapes (grey; shape or background), then fine-tuned on the nuclei, against the same network trained from scratch
    with the same tiles, steps and seed. The encoder is torchvision's ResNet-18 cut after
-   ``layer2`` (:class:`ShallowResNetUNet`), see below for why.
+   ``layer2`` (:class:`~segedu.models.unet.ShallowResNetUNet`), see below for why.
 3. **U-Net on the synthetic shapes** (``unet_shapes_s0``): COURSE.md's target, mean IoU ≥ 0.90.
 
 The training target of the nuclei
@@ -34,7 +34,7 @@ Why a shallow ResNet-18
 after ``layer2`` (stride 8, as U-Net with ``depth=3``), the encoder keeps 0.68 M of torchvision's
 ResNet-18 weights, under the same names, and the whole network is about 1.8 MB as float16, so it
 ships and fine-tunes in seconds. The ImageNet weights (online only, lecture 06's switch) load into
-it with :meth:`ShallowResNetUNet.load_encoder_state_dict`, which ignores ``layer3``, ``layer4`` and
+it with :meth:`~segedu.models.unet.ShallowResNetUNet.load_encoder_state_dict`, which ignores ``layer3``, ``layer4`` and
 ``fc``.
 
 References
@@ -75,7 +75,6 @@ __all__ = [
     "nuclei_training_set",
     "predict_instances",
     "evaluate_nuclei_instances",
-    "ShallowResNetUNet",
     "train_unet_nuclei",
     "train_unet_shapes",
     "train_resnet_shapes",
@@ -272,101 +271,6 @@ def evaluate_nuclei_instances(model, spec) -> dict:
     return result
 
 
-# -- the shallow ResNet-18 U-Net ------------------------------------------------------------------
-
-
-def _shallow_resnet_unet_class():
-    import torch
-    from torch import nn
-
-    from ._base import SegmentationModel
-    from .blocks import DoubleConv
-
-    class ShallowResNetUNet(SegmentationModel):
-        r"""ResNet-18's stem, ``layer1`` and ``layer2`` under a three-stage U-Net decoder.
-
-        Encoder (torchvision's ``resnet18``, same layer names): ``conv1``–``bn1``–``relu`` at stride
-        2 (64 channels), ``maxpool`` + ``layer1`` at stride 4 (64), ``layer2`` at stride 8 (128).
-        Decoder: three times bilinear 2× upsampling, concatenation with the encoder map of the same
-        stride (none at stride 1) and a :class:`~segedu.models.blocks.DoubleConv`; then a 1×1
-        convolution. Input sides must be multiples of 8. See the module text for why it stops at
-        ``layer2`` (:class:`segedu.models.ResNetUNet` has all four layers).
-
-        >>> import torch
-        >>> model = ShallowResNetUNet(num_classes=2, in_channels=1)
-        >>> tuple(model(torch.zeros(1, 1, 64, 40)).shape)
-        (1, 2, 64, 40)
-        """
-
-        def __init__(self, num_classes, in_channels=1, decoder_channels=(64, 32, 16)):
-            super().__init__(in_channels=in_channels, num_classes=num_classes, output_stride=8)
-            from torchvision.models import resnet18
-
-            resnet = resnet18(weights=None)
-            self.conv1 = nn.Conv2d(self.in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-            self.bn1, self.relu, self.maxpool = resnet.bn1, resnet.relu, resnet.maxpool
-            self.layer1, self.layer2 = resnet.layer1, resnet.layer2
-            c16, c8, c4 = decoder_channels
-            self.up4 = DoubleConv(128 + 64, c16)  # stride 8 -> 4, skip layer1
-            self.up2 = DoubleConv(c16 + 64, c8)  # 4 -> 2, skip the stem
-            self.up1 = DoubleConv(c8, c4)  # 2 -> 1
-            self.head = nn.Conv2d(c4, self.num_classes, kernel_size=1)
-
-        _ENCODER = ("conv1", "bn1", "layer1", "layer2")
-
-        def encoder_parameters(self):
-            return [p for name in self._ENCODER for p in getattr(self, name).parameters()]
-
-        def encoder_state_dict(self) -> dict:
-            """The encoder's weights, with torchvision's names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...)."""
-            return {k: v for k, v in self.state_dict().items() if k.split(".")[0] in self._ENCODER}
-
-        def load_encoder_state_dict(self, state_dict) -> None:
-            """Load the encoder from :meth:`encoder_state_dict` or a torchvision ``resnet18`` state dict.
-
-            ``layer3``, ``layer4`` and ``fc`` entries are ignored. A 3-channel ``conv1`` (ImageNet)
-            loads into a 1-channel model summed over R, G and B, as ``ResNetUNet`` does.
-            """
-            own = self.encoder_state_dict()
-            picked = {k: v for k, v in state_dict.items() if k in own}
-            missing = sorted(set(own) - set(picked))
-            if missing:
-                raise ValueError(f"the encoder state lacks {missing[:3]}...: give a ResNet-18 state dict.")
-            conv1 = picked["conv1.weight"]
-            if conv1.shape[1] != self.in_channels:
-                if self.in_channels != 1:
-                    raise ValueError(f"conv1 has {conv1.shape[1]} input channels, the model {self.in_channels}.")
-                picked["conv1.weight"] = conv1.sum(1, keepdim=True)
-            self.load_state_dict(picked, strict=False)
-
-        def forward(self, x):
-            self.check_input(x)
-            f2 = self.relu(self.bn1(self.conv1(x)))
-            f4 = self.layer1(self.maxpool(f2))
-            f8 = self.layer2(f4)
-            up = nn.functional.interpolate
-            y = self.up4(torch.cat([f4, up(f8, scale_factor=2, mode="bilinear", align_corners=False)], 1))
-            y = self.up2(torch.cat([f2, up(y, scale_factor=2, mode="bilinear", align_corners=False)], 1))
-            y = self.up1(up(y, scale_factor=2, mode="bilinear", align_corners=False))
-            return self.head(y)
-
-    ShallowResNetUNet.__module__ = __name__
-    return ShallowResNetUNet
-
-
-_SHALLOW = None
-
-
-def __getattr__(name):
-    # the class is built on first use, so that importing the checkpoint registry does not import torch
-    global _SHALLOW
-    if name == "ShallowResNetUNet":
-        if _SHALLOW is None:
-            _SHALLOW = _shallow_resnet_unet_class()
-        return _SHALLOW
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # -- recipes --------------------------------------------------------------------------------------
 
 
@@ -436,7 +340,7 @@ def train_unet_shapes(seed: int, device="cpu", progress: bool = False, config=No
 
 
 def _resnet_architecture(num_classes) -> dict:
-    return {"builder": "segedu.models.unet_recipes:ShallowResNetUNet",
+    return {"builder": "segedu.models.unet:ShallowResNetUNet",
             "kwargs": {"num_classes": num_classes, "in_channels": 1,
                        "decoder_channels": list(TRANSFER["decoder_channels"])}}
 
