@@ -22,7 +22,7 @@ The training target of the nuclei
 The nuclei's instance labels touch: 434 pixels of one nucleus have a 4-neighbour of another, so
 ``labels > 0`` merges touching nuclei into one blob, and no loss can teach a network to separate
 what the target itself joins. As the paper does for its cells (whose membranes separate them), the
-target is the foreground with a one-pixel gap carved between touching nuclei
+target is the foreground with a gap of about two pixels carved between touching nuclei
 (:func:`separate_touching`), and the weight map is computed from these separated labels, so its
 border term is largest exactly in the carved gaps.
 
@@ -123,7 +123,7 @@ TRANSFER = {
 
 
 def separate_touching(labels) -> np.ndarray:
-    """Instance labels with a one-pixel gap carved wherever two instances touch.
+    """Instance labels with a gap carved wherever two instances touch (a pixel off each side).
 
     A pixel of instance :math:`a` becomes background (0) when one of its four neighbours belongs to
     another instance :math:`b \\ne a`, :math:`b > 0`. Borders with the background are unchanged,
