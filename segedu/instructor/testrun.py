@@ -47,7 +47,7 @@ STAGES = (
     # one test per notebook or job and no shared fixtures: spread test by test
     Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy", dist="load"),
     # by file: a file's module or session fixture grades a whole class once (pytest-xdist's
-    # loadgroup, which could split the round trips by assignment, ignores xdist_group marks here)
+    # loadgroup ignores xdist_group marks here, so the round trips are split into three files instead)
     Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers"),
     Stage("attacks", "attacks", 1, "submissions that attack the grader"),
 )
