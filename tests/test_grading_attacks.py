@@ -624,6 +624,22 @@ def test_summary_lists_every_problem(attacked):
 
 # ----------------------------------------------------------------------------- a torch unit
 
+def _grade_class(base: Path, assignment: str, notebooks: dict) -> dict:
+    """``segedu grade`` (sandboxed, two jobs) on ``{student_id: notebook}``; the rows of grades.csv by student."""
+    subs, out = base / "download", base / "out"
+    subs.mkdir()
+    for student, notebook in notebooks.items():
+        (subs / f"s_{student}_9{student}_{assignment}.ipynb").write_bytes(_bytes(notebook))
+    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", assignment,
+                             str(subs), "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
 B = "05_fcn"
 
 
@@ -631,8 +647,6 @@ B = "05_fcn"
 def attacked_torch(tmp_path_factory):
     """Exercise 05, where torch is the tool: segedu.models and torchvision are still out of reach."""
     base = tmp_path_factory.mktemp("attacks05")
-    subs, out = base / "download", base / "out"
-    subs.mkdir()
     release = nbformat.read(ROOT / "exercises" / B / f"{B}.ipynb", as_version=4)
     answers = solution_answers(nbformat.read(ROOT / "solutions" / B / f"{B}.ipynb", as_version=4))
     delegating = dict(answers, bilinear_kernel=(
@@ -648,16 +662,8 @@ def attacked_torch(tmp_path_factory):
         "torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)\n"
         "def linear_to_conv_weight(weight, in_channels, height, width):\n"
         "    return torch.zeros(1)\n"))
-    for student, notebook in {"3000": fill_in(release, answers), "3001": fill_in(release, delegating),
-                              "3002": fill_in(release, patching)}.items():
-        (subs / f"s_{student}_9{student}_{B}.ipynb").write_bytes(_bytes(notebook))
-    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", B, str(subs),
-                             "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
-        return {row["student_id"]: row for row in csv.DictReader(handle)}
+    return _grade_class(base, B, {"3000": fill_in(release, answers), "3001": fill_in(release, delegating),
+                                  "3002": fill_in(release, patching)})
 
 
 def test_torch_unit_delegation_and_runner_patching_earn_nothing(attacked_torch):
@@ -677,8 +683,6 @@ def attacked_unpooling(tmp_path_factory):
     """Exercise 07 forbids torch's unpooling kernel but not torch: the sandbox cannot hide it, so the
     kernel's tripwire (loaded by path, since segedu is hidden there) must catch every route to it."""
     base = tmp_path_factory.mktemp("attacks07")
-    subs, out = base / "download", base / "out"
-    subs.mkdir()
     release = nbformat.read(ROOT / "exercises" / C / f"{C}.ipynb", as_version=4)
     answers = solution_answers(nbformat.read(ROOT / "solutions" / C / f"{C}.ipynb", as_version=4))
     header = "def max_unpool2d(x, indices, kernel_size, stride=None, output_size=None):\n"
@@ -690,18 +694,25 @@ def attacked_unpooling(tmp_path_factory):
         "4003": header + ("    import sys\n"
                           "    sys.setprofile(None)\n"
                           "    return torch.nn.MaxUnpool2d(kernel_size, stride)(x, indices, output_size=output_size)\n"),
+        # the tripwire lives in the student's process: switch it off, then call torch (the kernel guard
+        # has removed torch's unpooling before any student code ran)
+        "4004": ("import segedu_tripwire\n"
+                 "segedu_tripwire.Tripwire._hook = lambda self, *args: None\n"
+                 + header + "    return F.max_unpool2d(x, indices, kernel_size, stride, output_size=output_size)\n"),
+        # a runner of one's own, which calls the answer without any watch
+        "4005": ("import segedu_kernel_runner, contextlib\n"
+                 "segedu_kernel_runner._watch = lambda forbidden: contextlib.nullcontext(None)\n"
+                 + header + "    return torch.nn.MaxUnpool2d(kernel_size, stride)(x, indices, output_size=output_size)\n"),
+        # torch's pure-Python decomposition, which no C kernel check would see
+        "4006": ("import segedu_tripwire, torch._decomp.decompositions as decompositions\n"
+                 "segedu_tripwire.Tripwire._hook = lambda self, *args: None\n"
+                 + header + ("    size = output_size or ((x.shape[-2] - 1) * (stride or kernel_size) + kernel_size,\n"
+                             "                           (x.shape[-1] - 1) * (stride or kernel_size) + kernel_size)\n"
+                             "    return decompositions.max_unpool2d(x, indices, list(size[-2:]))\n")),
     }
     notebooks = {"4000": fill_in(release, answers)}
     notebooks.update({student: fill_in(release, dict(answers, max_unpool2d=code)) for student, code in routes.items()})
-    for student, notebook in notebooks.items():
-        (subs / f"s_{student}_9{student}_{C}.ipynb").write_bytes(_bytes(notebook))
-    env = dict(os.environ, SEGEDU_GRADING_SEED=SEED)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    result = subprocess.run([sys.executable, "-m", "segedu.instructor", "--course", str(ROOT), "grade", C, str(subs),
-                             "--out", str(out), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
-        return {row["student_id"]: row for row in csv.DictReader(handle)}
+    return _grade_class(base, C, notebooks)
 
 
 def test_torch_stays_importable_where_only_its_kernel_is_forbidden():
@@ -714,5 +725,5 @@ def test_unpooling_by_torch_earns_nothing_in_the_sandbox(attacked_unpooling):
     rows = attacked_unpooling
     assert float(rows["4000"]["score"]) == 7 and rows["4000"]["status"] == "ok", rows["4000"]
     # the decoder stage calls the student's own max_unpool2d, so it fails with it
-    for student in ("4001", "4002", "4003"):
+    for student in ("4001", "4002", "4003", "4004", "4005", "4006"):
         assert float(rows[student]["score"]) == 0, (student, rows[student])

@@ -57,6 +57,11 @@ class ExerciseSpec:
     # prefix lies inside them: 07 forbids torch's C++ unpooling kernels, not torch. Every other
     # forbidden prefix's top-level package is hidden from the kernel (segedu.instructor.grade).
     importable: tuple = ()
+    # ATen operators (``"convolution"``, ``"quantized::conv2d"``) that a sandboxed grading kernel
+    # switches off before any student code runs (segedu/grading/kernel/segedu_kernel_guard.py): the
+    # peer inside an importable package, which the tripwire alone cannot keep from a student who
+    # patches their own process.
+    blocked_operators: tuple = ()
 
     def __post_init__(self):
         pairs = list(self.functions.items()) if isinstance(self.functions, dict) else list(self.functions)
@@ -304,12 +309,14 @@ EXERCISES = registry(
                                                     delegates_to="segedu.models.segnet:decoder_stage")),
         ),
         # torch.nn.functional.max_unpool2d and nn.MaxUnpool2d end in the C++ kernel
-        # torch._C._nn.max_unpool2d, and torch.ops.aten.max_unpool2d goes through torch._ops: forbidding
-        # that one kernel and torch._ops catches every route, and leaves the rest of torch allowed (the
-        # convolutions, batch norm and ReLU of a decoder stage, F.pad, F.interpolate).
+        # torch._C._nn.max_unpool2d, torch.ops.aten.max_unpool2d goes through torch._ops, and
+        # torch._decomp holds a pure-Python max_unpool2d: forbidding those catches every route and leaves
+        # the rest of torch allowed (the convolutions, batch norm and ReLU of a decoder stage, F.pad,
+        # F.interpolate). In a sandboxed kernel the guard also switches the operators off.
         forbidden=("segedu.conv", "segedu.models", "torch._C._nn.max_unpool2d", "torch._C._nn.max_unpool3d",
-                   "torch._ops"),
+                   "torch._ops", "torch._decomp", "torch._refs"),
         importable=("torch",),
+        blocked_operators=("max_unpool2d", "max_unpool3d"),
         allowed="Use torch (tensor operations such as zeros, indexing, scatter_ and reshape, the layers you are "
                 "given, F.relu and F.batch_norm), but not max-unpooling in any form "
                 "(torch.nn.functional.max_unpool2d, nn.MaxUnpool2d, torch.ops.aten) and not segedu.conv or "

@@ -327,6 +327,7 @@ class Settings:
     plan_path: Path
     plan_fingerprint: str
     hide_modules: tuple = ()
+    kernel_guard: str = ""  # SEGEDU_KERNEL_GUARD for the sandboxed kernels ("" installs no guard)
     scratch_mb: int = 512   # what a kernel may write into its exchange folder
     pool: object = None     # the :class:`.workers.WorkerPool` that runs nbgrader
     max_score: float | None = None
@@ -370,7 +371,7 @@ def _cache_key(item: Collected, settings: Settings) -> str:
     digest.update(item.data)
     digest.update(json.dumps([CACHE_VERSION, settings.assignment, settings.timeout, settings.memory_mb,
                               settings.seed, settings.mechanism, settings.plan_fingerprint,
-                              list(settings.hide_modules)]).encode())
+                              list(settings.hide_modules), settings.kernel_guard]).encode())
     digest.update((settings.course / "nbgrader_config.py").read_bytes())
     digest.update(_release_path(settings).read_bytes())
     digest.update(package_fingerprint().encode())
@@ -615,6 +616,24 @@ def hidden_modules(assignment: str) -> tuple[str, ...]:
     return tuple(sorted(hidden - set(spec.importable)))
 
 
+def kernel_guard(assignment: str) -> str:
+    """``SEGEDU_KERNEL_GUARD`` for the exercise's sandboxed kernels: the torch operators it blocks.
+
+    An exercise whose peer lives inside a package its answers need (07: torch's max-unpooling, 08:
+    torch's convolutions) lists the peer's ATen operators in ``blocked_operators``; the kernel guard
+    (``segedu/grading/kernel/segedu_kernel_guard.py``) switches them off before any student code
+    runs. "" for every other exercise: no guard.
+    """
+    from segedu.grading.exercises import EXERCISES
+
+    spec = EXERCISES[assignment]
+    operators = tuple(getattr(spec, "blocked_operators", ()))
+    if not operators:
+        return ""
+    return json.dumps({"blocked_operators": list(operators),
+                       "rule": f"exercise {assignment} asks you to write it yourself. {spec.allowed}"})
+
+
 def slot_maker(settings: Settings):
     """Makes the sandbox of one kernel: a short scratch root in /tmp (Unix socket paths must stay
     under ~100 bytes), a uid of its own, and a kernelspec that starts the kernel inside it."""
@@ -632,7 +651,10 @@ def slot_maker(settings: Settings):
         home = homes / scratch.name
         spec = sandbox.SandboxSpec(scratch=scratch, uid=61000 + next(numbers),
                                    hide_modules=tuple(settings.hide_modules), python_path=(str(KERNEL_DIR),),
-                                   env={"SEGEDU_KERNEL_IO": str(scratch)}, memory_mb=settings.memory_mb, quiet=True)
+                                   env={"SEGEDU_KERNEL_IO": str(scratch),
+                                        **({"SEGEDU_KERNEL_GUARD": settings.kernel_guard} if settings.kernel_guard
+                                           else {})},
+                                   memory_mb=settings.memory_mb, quiet=True)
         sandbox.prepare(spec)
         sandbox.write_kernelspec(home / "jupyter", spec)
         jupyter_path = os.pathsep.join(p for p in (str(home / "jupyter"), settings.jupyter_path) if p)
@@ -705,7 +727,8 @@ def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int =
         plan_path, plan_key = _make_plan(course_dir, out, assignment, notebook_id, seed_value)
         settings = Settings(assignment, notebook_id, 30 if timeout is None else timeout, memory_mb, mechanism,
                             course_dir, out, seed_value, plan_path, plan_key, hidden_modules(assignment),
-                            pool=workers, jupyter_path=os.environ.get("JUPYTER_PATH", ""),
+                            kernel_guard=kernel_guard(assignment), pool=workers,
+                            jupyter_path=os.environ.get("JUPYTER_PATH", ""),
                             max_score=_max_score(course_dir / "gradebook.db", assignment))
         workers.make_slot = slot_maker(settings)
         workers.wait_ready()

@@ -1,0 +1,206 @@
+"""The kernel guard: forbidden torch operators are gone from a grading kernel, whatever its code patches.
+
+Each test starts a fresh interpreter with the kernel folder on PYTHONPATH, as the sandbox does, so
+``sitecustomize`` installs the guard at start-up; the student's code is compiled under an IPython
+cell name (which arms the audit hook) and reports what each route did as JSON lines. The peer for
+"what a route would compute" is torch itself, run in this (unguarded) test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "segedu" / "grading" / "kernel"
+CONVOLUTION = ("convolution", "_convolution", "convolution_overrideable", "convolution_backward",
+               "convolution_backward_overrideable", "conv_tbc", "mkldnn_convolution", "_slow_conv2d_forward",
+               "slow_conv_dilated2d", "slow_conv_transpose2d", "thnn_conv2d", "_nnpack_spatial_convolution",
+               "im2col", "col2im", "_convolution_mode", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+               "quantized::conv2d.new", "quantized::conv2d")
+UNPOOLING = ("max_unpool2d", "max_unpool3d")
+
+PRELUDE = '''
+import json, torch, torch.nn.functional as F
+def report(name, route):
+    try:
+        value = route()
+        value = value.tolist() if isinstance(value, torch.Tensor) else None
+        print(json.dumps({"route": name, "ran": True, "value": value}))
+    except BaseException as error:
+        print(json.dumps({"route": name, "ran": False, "error": type(error).__name__, "message": str(error)}))
+torch.manual_seed(0)
+x = torch.randn(1, 2, 6, 7)
+w = torch.randn(3, 2, 3, 3)
+'''
+
+
+def run_guarded(code: str, operators, *, cell: bool = True, guard: dict | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter with the guard; ``{route: outcome}`` of its report() calls."""
+    config = {"blocked_operators": list(operators), "rule": "exercise 99 asks you to write it yourself."}
+    env = dict(os.environ, PYTHONPATH=str(KERNEL_DIR), SEGEDU_KERNEL_GUARD=json.dumps(guard or config))
+    source = PRELUDE + textwrap.dedent(code)
+    filename = "<ipython-input-1-0123abcd>" if cell else "<startup>"
+    wrapper = f"exec(compile({source!r}, {filename!r}, 'exec'))"
+    result = subprocess.run([sys.executable, "-c", wrapper], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {o["route"]: o for o in outcomes}
+
+
+def assert_blocked(outcome, *names):
+    assert not outcome["ran"], f"{outcome['route']} still computes under the guard"
+    assert outcome["error"] in ("RuntimeError", "GuardRefused"), outcome
+    if names:
+        assert any(n in outcome["message"] for n in names), outcome["message"]
+
+
+@pytest.fixture(scope="module")
+def convolution_routes():
+    return run_guarded('''
+        from torch._C import DispatchKey, DispatchKeySet
+        args = (x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+        report("F.conv2d", lambda: F.conv2d(x, w, dilation=2))
+        report("nn.Conv2d", lambda: torch.nn.Conv2d(2, 3, 3)(x))
+        report("torch.conv2d alias", lambda: (lambda f: f(x, w))(torch.conv2d))
+        report("F.conv_transpose2d", lambda: F.conv_transpose2d(x, w.transpose(0, 1)))
+        report("F.conv1d", lambda: F.conv1d(x[0], w[:, :, 0]))
+        report("torch.ops.aten.convolution", lambda: torch.ops.aten.convolution(*args))
+        report("redispatch below autograd", lambda: torch.ops.aten.convolution.default.redispatch(
+            DispatchKeySet(DispatchKey.CompositeExplicitAutograd), *args))
+        report("MKL-DNN tensors", lambda: torch.mkldnn_convolution(
+            x.to_mkldnn(), w.to_mkldnn(), None, [0, 0], [1, 1], [1, 1], 1).to_dense())
+        report("the gradient of a convolution", lambda: torch.nn.grad.conv2d_input((1, 3, 8, 9), w, x))
+        report("F.unfold", lambda: F.unfold(x, 3, dilation=2))
+        report("torch._decomp im2col", lambda: torch._decomp.decompositions.im2col(x, [3, 3], [2, 2], [0, 0], [1, 1]))
+        report("decomposition table", lambda: next(f for o, f in torch._decomp.decomposition_table.items()
+                                                   if "im2col" in str(o))(x, [3, 3], [1, 1], [0, 0], [1, 1]))
+        report("conv_tbc", lambda: torch.conv_tbc(x[0].permute(2, 0, 1), w[:, :, 0].permute(2, 1, 0), torch.zeros(3)))
+        report("quantized", lambda: torch.ao.nn.quantized.functional.conv2d(
+            torch.quantize_per_tensor(x, 0.1, 128, torch.quint8), torch.quantize_per_tensor(w, 0.1, 0, torch.qint8),
+            torch.zeros(3), scale=0.1, zero_point=128).dequantize())
+        report("reload the decompositions", lambda: __import__("importlib").reload(torch._decomp.decompositions))
+        report("gc search", lambda: __import__("gc").get_objects())
+        report("run the finalizers", lambda: [f() for f in list(__import__("weakref").finalize._registry)])
+        report("F.conv2d after the finalizers", lambda: F.conv2d(x, w))
+        report("subprocess", lambda: __import__("subprocess").run([__import__("sys").executable, "-S", "-c", "1"]))
+        report("os.system", lambda: __import__("os").system("true"))
+        report("ctypes", lambda: __import__("ctypes").CDLL(torch._C.__file__))
+        report("einsum", lambda: torch.einsum("nchw,c->nhw", x, torch.ones(2)))
+        report("interpolate", lambda: F.interpolate(x, size=(9, 11), mode="bilinear", align_corners=False))
+        report("batch_norm", lambda: F.batch_norm(x, torch.zeros(2), torch.ones(2) * 2))
+        report("pad", lambda: F.pad(x, (2, 2, 1, 1)))
+        report("Tensor.unfold", lambda: x.unfold(2, 3, 1).sum(-1))
+        report("adaptive_avg_pool2d", lambda: F.adaptive_avg_pool2d(x, 1))
+        report("max_unpool2d (not blocked here)",
+               lambda: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2, output_size=(6, 7)))
+    ''', CONVOLUTION)
+
+
+@pytest.mark.parametrize("route", [
+    "F.conv2d", "nn.Conv2d", "torch.conv2d alias", "F.conv_transpose2d", "F.conv1d", "torch.ops.aten.convolution",
+    "redispatch below autograd", "MKL-DNN tensors", "the gradient of a convolution", "F.unfold",
+    "torch._decomp im2col", "conv_tbc", "quantized", "F.conv2d after the finalizers"])
+def test_every_route_to_a_convolution_is_switched_off(convolution_routes, route):
+    assert_blocked(convolution_routes[route], "switched off in this grading kernel", "exercise 99")
+
+
+def test_the_decomposition_table_no_longer_has_im2col(convolution_routes):
+    outcome = convolution_routes["decomposition table"]
+    assert not outcome["ran"] and outcome["error"] in ("StopIteration", "RuntimeError"), outcome
+
+
+@pytest.mark.parametrize("route", ["reload the decompositions", "gc search", "subprocess", "os.system", "ctypes"])
+def test_the_audit_hook_refuses_what_could_undo_the_guard(convolution_routes, route):
+    outcome = convolution_routes[route]
+    assert_blocked(outcome, "not allowed in a grading kernel")
+    assert outcome["error"] == "GuardRefused"
+
+
+def test_what_answers_may_use_still_computes_the_same(convolution_routes):
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 6, 7)
+    expected = {
+        "einsum": torch.einsum("nchw,c->nhw", x, torch.ones(2)),
+        "interpolate": F.interpolate(x, size=(9, 11), mode="bilinear", align_corners=False),
+        "batch_norm": F.batch_norm(x, torch.zeros(2), torch.ones(2) * 2),
+        "pad": F.pad(x, (2, 2, 1, 1)),
+        "Tensor.unfold": x.unfold(2, 3, 1).sum(-1),
+        "adaptive_avg_pool2d": F.adaptive_avg_pool2d(x, 1),
+        "max_unpool2d (not blocked here)": F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2,
+                                                          output_size=(6, 7)),
+    }
+    for route, value in expected.items():
+        outcome = convolution_routes[route]
+        assert outcome["ran"], outcome
+        assert torch.allclose(torch.tensor(outcome["value"]), value), route
+    # the finalizers were detached, so running the rest of them changes nothing
+    assert convolution_routes["run the finalizers"]["ran"]
+
+
+def test_unpooling_routes_are_switched_off_and_convolution_stays():
+    routes = run_guarded('''
+        values, indices = F.max_pool2d(x, 2, return_indices=True)
+        report("F.max_unpool2d", lambda: F.max_unpool2d(values, indices, 2))
+        report("nn.MaxUnpool2d", lambda: torch.nn.MaxUnpool2d(2)(values, indices))
+        report("torch.ops.aten", lambda: torch.ops.aten.max_unpool2d(values, indices, [6, 6]))
+        report("with autograd", lambda: F.max_unpool2d(values.clone().requires_grad_(), indices, 2))
+        report("torch._decomp", lambda: torch._decomp.decompositions.max_unpool2d(values, indices, [6, 6]))
+        report("3-D", lambda: F.max_unpool3d(*F.max_pool3d(x[None], 2, return_indices=True), 2))
+        report("convolution", lambda: F.conv2d(x, w))
+    ''', UNPOOLING)
+    for route in ("F.max_unpool2d", "nn.MaxUnpool2d", "torch.ops.aten", "with autograd", "torch._decomp", "3-D"):
+        assert_blocked(routes[route], "max_unpool")
+    assert routes["convolution"]["ran"]
+    torch.manual_seed(0)
+    x, w = torch.randn(1, 2, 6, 7), torch.randn(3, 2, 3, 3)   # the prelude's tensors
+    assert torch.allclose(torch.tensor(routes["convolution"]["value"]), F.conv2d(x, w), atol=1e-5)
+
+
+def test_start_up_code_may_start_programs_until_the_first_cell():
+    """ipykernel and its libraries may start programs while the kernel starts; cells may not."""
+    routes = run_guarded('''
+        report("subprocess at start-up", lambda: __import__("subprocess").run(["true"]).returncode)
+    ''', UNPOOLING, cell=False)
+    assert routes["subprocess at start-up"]["ran"]
+
+
+def test_without_the_variable_sitecustomize_does_nothing():
+    env = dict(os.environ, PYTHONPATH=str(KERNEL_DIR))
+    env.pop("SEGEDU_KERNEL_GUARD", None)
+    code = ("import torch, torch.nn.functional as F\n"
+            "print(F.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)).item())")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "9.0", result.stderr
+
+
+def test_a_guard_that_cannot_be_installed_stops_the_interpreter():
+    env = dict(os.environ, PYTHONPATH=str(KERNEL_DIR), SEGEDU_KERNEL_GUARD="{not json")
+    result = subprocess.run([sys.executable, "-c", "print('student code ran')"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 70 and "student code ran" not in result.stdout
+    assert "guard could not be installed" in result.stderr
+
+
+def test_the_exercises_that_need_the_guard_ask_for_it():
+    from segedu.grading.exercises import EXERCISES
+    from segedu.instructor.grade import hidden_modules, kernel_guard
+
+    for assignment, spec in EXERCISES.items():
+        operators = tuple(getattr(spec, "blocked_operators", ()))
+        config = kernel_guard(assignment)
+        if "torch" in spec.importable and any(p.startswith("torch") for p in spec.forbidden):
+            assert operators, f"{assignment} forbids part of torch but blocks no operator in its kernels"
+        if operators:
+            assert "torch" not in hidden_modules(assignment)
+            assert json.loads(config)["blocked_operators"] == list(operators)
+            assert assignment in json.loads(config)["rule"]
+        else:
+            assert config == ""
