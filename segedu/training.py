@@ -332,7 +332,9 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
         augments each item at random draws from torch's generator, which ``seed`` seeds. With
         ``val_set``, the model is evaluated after every epoch.
     epochs, batch_size : int
-        Passes over the training set, and images per step (the last batch may be smaller).
+        Passes over the training set, and images per step (the last batch may be smaller; a last batch
+        of one image is dropped, because batch norm in training mode cannot normalise a single image
+        whose map is 1×1, such as the image-pooling branch of DeepLab's ASPP).
     lr, weight_decay : float
         Adam's learning rate and L2 weight decay.
     seed : int
@@ -385,7 +387,8 @@ def train_segmentation(model, train_set, val_set=None, epochs=5, batch_size=16, 
         )
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator,
+                        drop_last=len(train_set) % batch_size == 1 if hasattr(train_set, "__len__") else False)
     ce_ignore = -100 if ignore_index is None else ignore_index
 
     history = {"epoch": [], "train_loss": [], "seconds": []}

@@ -272,3 +272,19 @@ def test_shallow_resnet_unet_holds_torchvisions_resnet18_encoder():
     torch.testing.assert_close(grey.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
     with pytest.raises(SegeduInputError, match="multiples of 8"):
         grey(torch.zeros(1, 1, 30, 32))
+
+
+def test_a_last_batch_of_one_image_is_dropped_so_image_pooling_batch_norm_trains():
+    """5 images in batches of 4 leave one: batch norm of ASPP's 1×1 pooled map cannot train on it."""
+    from segedu.models import DeepLab
+
+    set_seed(0)
+    model = DeepLab(num_classes=2, base_channels=4, rates=(1, 2, 3), output_stride=16)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]) if module.training else None)
+    for n_images, batches in ((5, [4]), (6, [2, 4])):   # a last batch of two is kept
+        images = torch.rand(n_images, 3, 64, 64)
+        seen.clear()
+        train_segmentation(model, (images, (images[:, 0] > 0.5).long()), epochs=1, batch_size=4, device="cpu",
+                           progress=False)
+        assert sorted(seen) == batches
