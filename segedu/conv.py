@@ -48,6 +48,13 @@ first maximum in row-major window order, and unpooling writes each value back at
 plane. SegNet [5]_ builds its decoder from them; :func:`max_pool2d_with_indices_loops` and
 :func:`max_unpool2d_loops` are their slow, readable versions.
 
+Receptive fields (unit 08)
+--------------------------
+:func:`receptive_field` computes how many input pixels one output pixel of a stack of
+``(kernel_size, stride, dilation)`` layers depends on, and the stride between neighbouring
+outputs; :func:`receptive_field_by_gradient` measures it by back-propagating one output pixel, and
+also shows the holes ("gridding") that stacked equal atrous rates leave [4]_.
+
 References
 ----------
 .. [1] Dumoulin, V. and Visin, F. "A guide to convolution arithmetic for deep learning."
@@ -101,6 +108,8 @@ __all__ = [
     "max_pool2d_with_indices_loops",
     "max_unpool2d",
     "max_unpool2d_loops",
+    "receptive_field",
+    "receptive_field_by_gradient",
 ]
 
 
@@ -1404,3 +1413,310 @@ def max_unpool2d_loops(x, indices, kernel_size, stride=None, output_size=None):
                 i, j = divmod(int(where[ch, r, q]), w_out)  # flat index -> (row, column) of the plane
                 canvas[ch, i, j] = values[ch, r, q]
     return torch.from_numpy(canvas).to(x4.device) if as_tensor else canvas
+
+
+# --------------------------------------------------------------------------------------------------
+# Receptive fields (unit 08)
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_layer(layer, index: int) -> tuple[int, int, int]:
+    """One ``(kernel_size, stride, dilation)`` triple of positive ints, or an error that shows the fix."""
+    where = f"layers[{index}]"
+    if isinstance(layer, numbers.Integral) and not isinstance(layer, bool):
+        raise SegeduTypeError(
+            f"{where} must be a (kernel_size, stride, dilation) triple, but got the int {layer}. Pass one triple "
+            f"per layer, e.g. [(3, 1, 1), (3, 2, 1)]; a single layer still goes in a list: [({layer}, 1, 1)]."
+        )
+    if not isinstance(layer, (tuple, list)):
+        raise SegeduTypeError(
+            f"{where} must be a (kernel_size, stride, dilation) triple of ints, e.g. (3, 1, 2), but got {layer!r} "
+            f"({type(layer).__name__})."
+        )
+    if len(layer) != 3:
+        fix = ""
+        if len(layer) == 2:
+            fix = f" Add the dilation (1 for an ordinary convolution or pooling): {(*tuple(layer), 1)!r}."
+        raise SegeduInputError(
+            f"{where} must have 3 entries (kernel_size, stride, dilation), but got {tuple(layer)!r} with "
+            f"{len(layer)}.{fix}"
+        )
+    k, s, d = (
+        check_positive_int(value, f"{where}[{i}] ({what})")
+        for i, (value, what) in enumerate(zip(layer, ("kernel_size", "stride", "dilation")))
+    )
+    return k, s, d
+
+
+def receptive_field(layers):
+    r"""Receptive field size and jump of a stack of convolution or pooling layers.
+
+    Parameters
+    ----------
+    layers : sequence of (kernel_size, stride, dilation)
+        The layers from the input to the output, each a triple of positive ints. Padding does not
+        change the receptive field (it only shifts where it lies), so it is not asked for. A pooling
+        window is a layer too, e.g. ``(2, 2, 1)`` for a 2×2 max-pool.
+
+    Returns
+    -------
+    size : int
+        :math:`r_L`: one output pixel of the last layer depends on an :math:`r_L \times r_L` square of
+        input pixels (for square kernels).
+    jump : int
+        :math:`j_L`: moving one pixel in the output moves that square by :math:`j_L` input pixels
+        (the total stride, the *output stride* of a network).
+
+    Notes
+    -----
+    A dilated (atrous) kernel of size :math:`k` and rate :math:`d` spreads its taps :math:`d`
+    pixels apart, so it spans the *effective kernel size* :math:`k + (k - 1)(d - 1) = d(k-1) + 1`
+    pixels with the parameters of a :math:`k \times k` kernel [2]_ [3]_. Layer :math:`l` sees
+    :math:`k_l` neighbouring pixels of its input, which lie :math:`d_l` pixels apart; in units of
+    the network's input, neighbouring pixels of that input lie :math:`j_{l-1}` apart. Starting from
+    one pixel, :math:`r_0 = 1` and :math:`j_0 = 1` [1]_:
+
+    .. math::
+
+        r_l = r_{l-1} + (k_l - 1)\, d_l\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l .
+
+    Strides multiply: after two stride-2 layers every further :math:`3 \times 3` kernel adds 8
+    input pixels, not 2. This is the *theoretical* receptive field: every pixel in it can change
+    the output, but how much it does falls off from the centre, and a stack of equal rates leaves
+    holes in it (the "gridding" of [4]_); :func:`receptive_field_by_gradient` shows which pixels
+    really reach one output.
+
+    Raises
+    ------
+    SegeduTypeError
+        If ``layers`` is not a sequence of triples, or an entry is not an int.
+    SegeduInputError
+        If a triple does not have 3 entries, or an entry is below 1.
+
+    References
+    ----------
+    .. [1] Araujo, A., Norris, W. and Sim, J. "Computing Receptive Fields of Convolutional Neural
+           Networks." Distill, 2019. :DOI:`10.23915/distill.00021`
+    .. [2] Yu, F. and Koltun, V. "Multi-Scale Context Aggregation by Dilated Convolutions." ICLR
+           2016. arXiv:1511.07122
+    .. [3] Chen, L.-C., Papandreou, G., Kokkinos, I., Murphy, K. and Yuille, A. L. "DeepLab:
+           Semantic Image Segmentation with Deep Convolutional Nets, Atrous Convolution, and Fully
+           Connected CRFs." IEEE TPAMI 40(4), 2018. arXiv:1606.00915
+    .. [4] Wang, P. et al. "Understanding Convolution for Semantic Segmentation." WACV 2018.
+           arXiv:1702.08502
+
+    Examples
+    --------
+    Three 3×3 convolutions see as far as one 7×7 (VGG's argument for small kernels):
+
+    >>> receptive_field([(3, 1, 1)] * 3)
+    (7, 1)
+
+    One 3×3 convolution of rate 2 spans 5 pixels, with 9 weights:
+
+    >>> receptive_field([(3, 1, 2)])
+    (5, 1)
+
+    VGG16's first two stages (two 3×3 convolutions and a 2×2 max-pool, twice):
+
+    >>> receptive_field([(3, 1, 1), (3, 1, 1), (2, 2, 1)] * 2)
+    (16, 4)
+
+    Rates 1, 2, 4, 8 grow the field exponentially at full resolution (Yu and Koltun's context module):
+
+    >>> receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4), (3, 1, 8)])
+    (31, 1)
+    """
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise SegeduTypeError(
+            f"layers must be a sequence of (kernel_size, stride, dilation) triples, e.g. [(3, 1, 1), (3, 2, 1)], "
+            f"but got {layers!r} ({type(layers).__name__})."
+        )
+    layers = list(layers)
+    if len(layers) == 3 and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in layers):
+        raise SegeduTypeError(
+            f"layers must be a sequence of (kernel_size, stride, dilation) triples, but got the single triple "
+            f"{tuple(layers)!r}. Wrap one layer in a list: receptive_field([{tuple(layers)!r}])."
+        )
+    size, jump = 1, 1
+    for index, layer in enumerate(layers):
+        k, s, d = _check_layer(layer, index)
+        size += (k - 1) * d * jump
+        jump *= s
+    return size, jump
+
+
+# Activations that receptive_field_by_gradient(..., linearize=True) replaces by the identity: where they
+# are flat (ReLU below 0) they stop the gradient of pixels that are inside the receptive field.
+_PIECEWISE_LINEAR = frozenset({
+    torch.relu,
+    torch.relu_,
+    torch.nn.functional.relu,
+    torch.nn.functional.relu_,
+    torch.nn.functional.relu6,
+    torch.nn.functional.leaky_relu,
+    torch.nn.functional.hardtanh,
+    torch.Tensor.relu,
+    torch.Tensor.relu_,
+})
+
+
+class _Linearize(torch.overrides.TorchFunctionMode):
+    """Inside this mode, ReLU-like activations are the identity (see ``_PIECEWISE_LINEAR``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _PIECEWISE_LINEAR:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def receptive_field_by_gradient(forward, input_shape, output_index=None, linearize=False, seed=0):
+    r"""Which input pixels reach one output pixel: the nonzero entries of its gradient.
+
+    Back-propagates one output pixel (summed over the output channels) to the input and keeps the
+    input pixels whose gradient is not zero. It is the measured counterpart of
+    :func:`receptive_field`: for a stack of convolutions without nonlinearities the mask's bounding
+    box is the :math:`r_L \times r_L` square that the formula predicts, and the mask also shows what
+    the formula cannot, the holes that stacked equal atrous rates leave ("gridding").
+
+    Parameters
+    ----------
+    forward : callable or torch.nn.Module
+        Maps a ``(1, C, H, W)`` tensor to a ``(1, K, h, w)`` tensor (or to a dict with an ``"out"``
+        entry, as torchvision's segmentation models return). A module is run in ``eval()`` mode and
+        restored afterwards: batch normalisation in training mode mixes every pixel into every
+        output through the batch statistics, so the whole image would seem to be in reach.
+    input_shape : (C, H, W) or (1, C, H, W)
+        Shape of the input to try.
+    output_index : (row, col), optional
+        The output pixel; the default is the centre ``(h // 2, w // 2)``. Negative indices count
+        from the end, as in numpy.
+    linearize : bool
+        If true, ReLU-like activations (``relu``, ``relu6``, ``leaky_relu``, ``hardtanh``) are the
+        identity during the pass, so that a unit that happens to be off does not hide the pixels
+        behind it: the mask then shows the theoretical receptive field of a real network. Off, the
+        mask shows which pixels reach the output for this particular input.
+    seed : int
+        Seed of the random input (standard normal values). Only the pattern of zeros of the gradient
+        matters; for a network without nonlinearities it does not depend on the input at all.
+
+    Returns
+    -------
+    mask : numpy.ndarray of bool, shape (H, W)
+        ``True`` where the gradient is nonzero in at least one input channel.
+
+    Notes
+    -----
+    The input has the dtype and device of the module's first parameter (float64 for a plain
+    function, so that rounding cannot turn a small gradient into zero). Image-level operations,
+    such as the global average pooling of ASPP's image branch, make every pixel reach every output,
+    and the mask is then full: that is true, not a failure. Max pooling passes the gradient to the
+    maximum of each window only, so behind a max-pool the mask shows the winning pixels of this
+    input, not the whole field. How *strongly* each pixel counts (the gradient's magnitude, Luo et
+    al.'s "effective receptive field" [2]_) is left out on purpose: the mask is about reach.
+
+    References
+    ----------
+    .. [1] Araujo, A., Norris, W. and Sim, J. "Computing Receptive Fields of Convolutional Neural
+           Networks." Distill, 2019. :DOI:`10.23915/distill.00021`
+    .. [2] Luo, W., Li, Y., Urtasun, R. and Zemel, R. "Understanding the Effective Receptive Field
+           in Deep Convolutional Neural Networks." NeurIPS 2016. arXiv:1701.04128
+    .. [3] Wang, P. et al. "Understanding Convolution for Semantic Segmentation." WACV 2018.
+           arXiv:1702.08502
+
+    Examples
+    --------
+    Three 3×3 convolutions of rate 2 with all weights 1 (DeepLab's gridding): the field spans 13
+    pixels, but only every other row and column of it is read.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> stack = nn.Sequential(*[nn.Conv2d(1, 1, 3, dilation=2, bias=False) for _ in range(3)])
+    >>> for conv in stack:
+    ...     _ = nn.init.ones_(conv.weight)
+    >>> mask = receptive_field_by_gradient(stack, (1, 21, 21))
+    >>> rows, cols = mask.nonzero()
+    >>> int(rows.max() - rows.min() + 1), receptive_field([(3, 1, 2)] * 3)[0]
+    (13, 13)
+    >>> print("\n".join("".join("#" if v else "." for v in row) for row in mask[4:17, 4:17][:3]))
+    #.#.#.#.#.#.#
+    .............
+    #.#.#.#.#.#.#
+    """
+    if not callable(forward):
+        raise SegeduTypeError(
+            f"forward must be a callable such as a torch.nn.Module that maps a (1, C, H, W) tensor to a "
+            f"(1, K, h, w) tensor, but got {forward!r} ({type(forward).__name__})."
+        )
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or len(input_shape) not in (3, 4):
+        raise SegeduInputError(
+            f"input_shape must be (C, H, W) or (1, C, H, W), e.g. (3, 64, 64), but got {input_shape!r}."
+        )
+    shape = tuple(check_positive_int(v, f"input_shape[{i}]") for i, v in enumerate(input_shape))
+    if len(shape) == 4:
+        if shape[0] != 1:
+            raise SegeduInputError(
+                f"input_shape must describe one image, but its batch axis is {shape[0]}: use (1, {shape[1]}, "
+                f"{shape[2]}, {shape[3]}) or ({shape[1]}, {shape[2]}, {shape[3]})."
+            )
+        shape = shape[1:]
+    seed = check_positive_int(seed, "seed", minimum=0)
+
+    module = forward if isinstance(forward, torch.nn.Module) else None
+    weight = None
+    if module is not None:
+        weight = next(module.parameters(), None)
+    dtype = weight.dtype if weight is not None and weight.is_floating_point() else torch.float64
+    device = weight.device if weight is not None else torch.device("cpu")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((1, *shape), generator=generator, dtype=dtype).to(device).requires_grad_(True)
+
+    # each submodule's own mode, restored afterwards (a frozen batch norm may already be in eval mode)
+    modes = [(m, m.training) for m in module.modules()] if module is not None else []
+    if module is not None:
+        module.eval()
+    try:
+        if linearize:
+            with _Linearize():
+                out = forward(x)
+        else:
+            out = forward(x)
+    finally:
+        for submodule, training in modes:
+            submodule.training = training
+    if isinstance(out, dict):
+        if "out" not in out:
+            raise SegeduInputError(
+                f"forward returned a dict without an 'out' entry (keys {sorted(out)}); return the logits tensor, "
+                f"e.g. forward=lambda x: model(x)['your key']."
+            )
+        out = out["out"]
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        raise SegeduInputError(
+            f"forward must return a (1, K, h, w) tensor, but returned a {type(out).__name__}"
+            f"{' of shape ' + str(tuple(out.shape)) if isinstance(out, torch.Tensor) else ''}. Wrap it, e.g. "
+            f"forward=lambda x: model(x)[0] for a model that returns a tuple."
+        )
+    h_out, w_out = out.shape[-2:]
+    if output_index is None:
+        row, col = h_out // 2, w_out // 2
+    else:
+        if isinstance(output_index, (str, bytes)) or not hasattr(output_index, "__len__") or len(output_index) != 2:
+            raise SegeduInputError(f"output_index must be a (row, col) pair, but got {output_index!r}.")
+        row, col = output_index
+        for i, value in enumerate((row, col)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise SegeduTypeError(f"output_index[{i}] must be an int, but got {value!r} ({type(value).__name__}).")
+        if not (-h_out <= row < h_out and -w_out <= col < w_out):
+            raise SegeduInputError(
+                f"output_index {(row, col)} lies outside the {h_out}×{w_out} output of forward; use a row in "
+                f"0..{h_out - 1} and a column in 0..{w_out - 1} (default: the centre)."
+            )
+        row, col = int(row), int(col)
+    target = out[0, :, row, col].sum()
+    if not target.requires_grad:  # the output does not depend on the input at all
+        return np.zeros(shape[1:], dtype=bool)
+    (grad,) = torch.autograd.grad(target, x, allow_unused=True)
+    if grad is None:
+        return np.zeros(shape[1:], dtype=bool)
+    return (grad[0] != 0).any(dim=0).cpu().numpy()

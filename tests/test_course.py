@@ -40,16 +40,15 @@ def test_layout_check_names_each_missing_file(tmp_path):
     course_copy = copy_course(tmp_path / "course")
     (course_copy / "tests").mkdir()   # test files are checked where the folder has tests
     (course_copy / "lectures" / "02_edges.ipynb").unlink()
-    new_unit = Unit("08", "deeplab", "DeepLab", modules=("segedu.models.deeplab",), tests=("tests/test_deeplab.py",),
-                    kind="torch")
+    new_unit = Unit("10", "sam", "SAM", modules=("segedu.models.sam",), tests=("tests/test_sam.py",), kind="torch")
     problems = layout_problems(course_copy, UNITS + (new_unit,))
     assert "unit 02: its lecture lectures/02_edges.ipynb is missing" in problems
-    assert "unit 08: its module segedu.models.deeplab does not exist" in problems
-    assert "unit 08: its solution solutions/08_deeplab/08_deeplab.ipynb is missing" in problems
-    assert "unit 08: its exercise exercises/08_deeplab/08_deeplab.ipynb is missing" in problems
-    assert "unit 08: its lecture lectures/08_deeplab.ipynb is missing" in problems
-    assert "unit 08: no graded functions for 08_deeplab in segedu/grading/exercises.py" in problems
-    assert any("tests/test_deeplab.py is missing" in p for p in problems)
+    assert "unit 10: its module segedu.models.sam does not exist" in problems
+    assert "unit 10: its solution solutions/10_sam/10_sam.ipynb is missing" in problems
+    assert "unit 10: its exercise exercises/10_sam/10_sam.ipynb is missing" in problems
+    assert "unit 10: its lecture lectures/10_sam.ipynb is missing" in problems
+    assert "unit 10: no graded functions for 10_sam in segedu/grading/exercises.py" in problems
+    assert any("tests/test_sam.py is missing" in p for p in problems)
     assert "unit 02: its test file tests/test_edges.py is missing" in problems
     (course_copy / "tests").rmdir()
     (course_copy / "lectures" / "09_mask_rcnn.ipynb").write_text("{}")

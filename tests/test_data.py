@@ -199,6 +199,96 @@ def test_shapes_dataset_joint_transform():
         ShapesDataset(2, transform="flip")
 
 
+# --------------------------------------------------------------------------- shapes of a chosen size (radius)
+
+# sha256 of the default data, computed before the radius option existed: the shipped checkpoints were
+# trained on these pixels, so the default must stay bit-identical.
+_DEFAULT_SHAPES_SHA256 = "75d371cfd7e6a9158e5e209bcad12bdb7b786ed2f3cb2464da54c5da6d0b72d3"
+_DEFAULT_SAMPLE_SHA256 = "eb6d8f6bdd1e2daf7313d0f94e09b2de0869aa3074fad031422d0fdc2244e314"
+
+
+def test_default_radius_keeps_the_data_bit_identical():
+    import hashlib
+
+    digest = hashlib.sha256()
+    for kwargs in [
+        dict(n=6, size=(64, 64), num_classes=4, seed=0),
+        dict(n=4, size=(48, 80), num_classes=8, seed=3, max_shapes=6),
+        dict(n=3, size=(8, 8), num_classes=2, seed=11),
+    ]:
+        images, labels = shapes_dataset(**kwargs)
+        digest.update(images.tobytes())
+        digest.update(labels.tobytes())
+    assert digest.hexdigest() == _DEFAULT_SHAPES_SHA256
+    image, labels = shapes_sample(5, size=(32, 40), num_classes=5)
+    assert hashlib.sha256(image.tobytes() + labels.tobytes()).hexdigest() == _DEFAULT_SAMPLE_SHA256
+    for radius in ([0.11, 0.22], None):
+        explicit = shapes_sample(5, size=(32, 40), num_classes=5, radius=radius)
+        np.testing.assert_array_equal(explicit[0], image)
+        np.testing.assert_array_equal(explicit[1], labels)
+
+
+@pytest.mark.parametrize("radius", [(0.05, 0.08), (0.11, 0.16), (0.2, 0.3), (0.45, 0.5)])
+def test_radius_range_sets_the_size_of_a_disk(radius):
+    from skimage.measure import regionprops
+
+    low, high = radius
+    for seed in range(8):
+        size = (48 + 8 * seed, 96)  # the radius is a fraction of the shorter side
+        short = min(size)
+        _, labels = shapes_sample(seed, size=size, num_classes=2, max_shapes=1, radius=radius)
+        (region,) = regionprops((labels == 1).astype(int))
+        equivalent_radius = np.sqrt(region.area / np.pi)
+        assert max(3.0, low * short) - 1.0 <= equivalent_radius <= high * short + 1.0, (seed, equivalent_radius)
+        top, left, bottom, right = region.bbox  # the whole disk fits in the image
+        assert top >= 0 and left >= 0 and bottom <= size[0] and right <= size[1]
+
+
+def test_size_classes_order_the_object_areas():
+    areas = []
+    for radius in [(0.05, 0.08), (0.11, 0.16), (0.2, 0.3)]:
+        _, labels = shapes_dataset(20, size=(64, 64), num_classes=4, seed=5, max_shapes=1, radius=radius)
+        areas.append((labels > 0).mean())
+    assert areas[0] * 2 < areas[1] and areas[1] * 2 < areas[2]
+
+
+def test_radius_works_with_the_dataset_and_the_torch_view():
+    images, labels = shapes_dataset(3, size=(24, 40), num_classes=3, seed=2, radius=(0.3, 0.5))
+    for i in range(3):
+        image, label = shapes_sample(sample_seed(2, i), size=(24, 40), num_classes=3, radius=(0.3, 0.5))
+        np.testing.assert_array_equal(images[i], image)
+        np.testing.assert_array_equal(labels[i], label)
+    torch = pytest.importorskip("torch")
+    from segedu.data import ShapesDataset
+
+    ds = ShapesDataset(3, size=(24, 40), num_classes=3, seed=2, radius=(0.3, 0.5))
+    assert torch.equal(ds[1][1], torch.from_numpy(labels[1]))
+    assert "radius=(0.3, 0.5)" in repr(ds) and "radius" not in repr(ShapesDataset(3))
+    with pytest.raises(SegeduInputError, match="radius"):
+        ShapesDataset(3, radius=(0.4, 0.2))
+
+
+@pytest.mark.parametrize(
+    "radius, error, words",
+    [
+        ((0.3, 0.2), SegeduInputError, r"0 < low <= high <= 0.5.*\(0.3, 0.2\).*Swap"),
+        ((0.0, 0.1), SegeduInputError, r"0 < low <= high <= 0.5"),
+        ((0.2, 0.6), SegeduInputError, r"does not fit"),
+        ((5, 9), SegeduInputError, r"look like pixels.*radius=\(5 / 64, 9 / 64\)"),
+        ((0.1,), SegeduInputError, r"\(low, high\) pair.*1 entries"),
+        (0.2, SegeduTypeError, r"\(low, high\) pair of fractions"),
+        ("0.1 0.2", SegeduTypeError, r"\(low, high\) pair of fractions"),
+        ((0.1, float("nan")), SegeduInputError, r"radius\[1\] must be a finite number"),
+        ((0.1, "0.2"), SegeduTypeError, r"radius\[1\] must be a real number"),
+    ],
+)
+def test_radius_bad_input_names_the_fix(radius, error, words):
+    with pytest.raises(error, match=words):
+        shapes_sample(0, radius=radius)
+    with pytest.raises(error, match=words):
+        shapes_dataset(2, radius=radius)
+
+
 # --------------------------------------------------------------------------- bundled images
 
 

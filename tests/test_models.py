@@ -255,7 +255,7 @@ def test_models_all_resolves_and_star_import():
             assert hasattr(mod, name), f"segedu.models.{module}.__all__ lists {name!r}, which does not exist"
 
 
-@pytest.mark.parametrize("name, unit", [("DeepLab", "08"), ("ASPP", "08"), ("TinySAM", "10")])
+@pytest.mark.parametrize("name, unit", [("TinySAM", "10")])
 def test_models_names_of_later_units(name, unit):
     if name in segedu.models.__all__:
         pytest.skip(f"{name} has been added")

@@ -8,9 +8,10 @@ How a sample is drawn (all from ``np.random.default_rng(seed)``):
 1. **Background.** A random, dull base colour, plus a smooth texture (the sum of three sinusoidal
    gratings with random frequency, orientation and phase), plus a linear illumination ramp.
 2. **Shapes.** Between 1 and ``max_shapes`` shapes, each of a class drawn uniformly from
-   ``1 .. num_classes - 1``, with a random centre, size (about 11–22 % of the shorter side) and,
-   where it matters, orientation. Shapes may overlap: a later shape paints over an earlier one,
-   in the image and in the label map alike.
+   ``1 .. num_classes - 1``, with a random centre, size (a radius of 11–22 % of the shorter side by
+   default; the ``radius`` argument picks another range, e.g. to hold only small or only large
+   objects) and, where it matters, orientation. Shapes may overlap: a later shape paints over an
+   earlier one, in the image and in the label map alike.
 3. **Colour.** Each class has a fixed hue, but every shape jitters hue, saturation and brightness
    and gets a gentle shading ramp, so no class has one exact colour.
 4. **Noise.** Gaussian pixel noise over the whole image, then clipping to ``[0, 1]``.
@@ -29,7 +30,14 @@ import colorsys
 
 import numpy as np
 
-from .._validation import SegeduInputError, check_positive_int, check_seed, check_size
+from .._validation import (
+    SegeduInputError,
+    SegeduTypeError,
+    check_positive_int,
+    check_real_scalar,
+    check_seed,
+    check_size,
+)
 
 __all__ = ["SHAPE_CLASSES", "shapes_sample", "shapes_dataset", "sample_seed", "touching_cells"]
 
@@ -37,6 +45,12 @@ __all__ = ["SHAPE_CLASSES", "shapes_sample", "shapes_dataset", "sample_seed", "t
 SHAPE_CLASSES = ("background", "disk", "square", "triangle", "ring", "cross", "ellipse", "diamond")
 
 _MIN_SIDE = 8
+
+#: Default range of a shape's radius, as fractions of the image's shorter side.
+DEFAULT_RADIUS = (0.11, 0.22)
+
+#: No shape is smaller than this radius in pixels, whatever the range (smaller ones would vanish).
+_MIN_RADIUS_PIXELS = 3.0
 
 # Hue of each foreground class (index = class id; entry 0 is unused). Neighbouring ids get hues
 # far apart, so that small num_classes are easy and every hue stays at least 0.08 from the rest.
@@ -77,6 +91,39 @@ def sample_seed(seed: int, index: int) -> np.random.SeedSequence:
     seed = check_seed(seed, allow_none=False)
     index = check_positive_int(index, "index", minimum=0)
     return np.random.SeedSequence([seed, index])
+
+
+def _check_radius(radius) -> tuple[float, float]:
+    """A ``(low, high)`` range of radii as fractions of the shorter side, ``0 < low <= high <= 0.5``.
+
+    ``None`` means :data:`DEFAULT_RADIUS`.
+    """
+    if radius is None:
+        return DEFAULT_RADIUS
+    if isinstance(radius, (str, bytes)) or not hasattr(radius, "__len__"):
+        raise SegeduTypeError(
+            f"radius must be a (low, high) pair of fractions of the image's shorter side, e.g. (0.11, 0.22), "
+            f"but got {radius!r} ({type(radius).__name__})."
+        )
+    if len(radius) != 2:
+        raise SegeduInputError(
+            f"radius must be a (low, high) pair, e.g. (0.05, 0.08) for small shapes, but got {tuple(radius)!r} "
+            f"with {len(radius)} entries."
+        )
+    low = check_real_scalar(radius[0], "radius[0]")
+    high = check_real_scalar(radius[1], "radius[1]")
+    if low > 1 or high > 1:
+        raise SegeduInputError(
+            f"radius is a fraction of the image's shorter side, but got {tuple(radius)!r}: values above 1 look "
+            f"like pixels. Divide by the side, e.g. radius=({low:g} / 64, {high:g} / 64) for a 64-pixel image."
+        )
+    if not 0 < low <= high <= 0.5:
+        raise SegeduInputError(
+            f"radius must satisfy 0 < low <= high <= 0.5 (fractions of the shorter side; a shape of radius above "
+            f"half the side does not fit in the image), but got {tuple(radius)!r}. Swap the values if they are "
+            f"reversed, e.g. (0.05, 0.08), (0.11, 0.16) or (0.2, 0.3)."
+        )
+    return low, high
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
@@ -122,7 +169,8 @@ def _angle(cls: int, rng: np.random.Generator) -> float:
     return rng.uniform(0, 2 * np.pi)
 
 
-def _generate(rng: np.random.Generator, h: int, w: int, num_classes: int, max_shapes: int):
+def _generate(rng: np.random.Generator, h: int, w: int, num_classes: int, max_shapes: int,
+              radius: tuple[float, float] = DEFAULT_RADIUS):
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     short = min(h, w)
 
@@ -147,7 +195,8 @@ def _generate(rng: np.random.Generator, h: int, w: int, num_classes: int, max_sh
     n_shapes = int(rng.integers(1, max_shapes + 1))
     for _ in range(n_shapes):
         cls = int(rng.integers(1, num_classes))
-        r = max(3.0, short * rng.uniform(0.11, 0.22))
+        # the same single draw for every range, so the default data stay bit-identical
+        r = max(_MIN_RADIUS_PIXELS, short * rng.uniform(*radius))
         cy = rng.uniform(r, h - r)
         cx = rng.uniform(r, w - r)
         a = _angle(cls, rng)
@@ -169,7 +218,7 @@ def _generate(rng: np.random.Generator, h: int, w: int, num_classes: int, max_sh
     return image.astype(np.float32), labels
 
 
-def shapes_sample(seed, size=(64, 64), num_classes: int = 4, max_shapes: int = 4):
+def shapes_sample(seed, size=(64, 64), num_classes: int = 4, max_shapes: int = 4, radius=DEFAULT_RADIUS):
     """One image and its label map: coloured shapes on a textured background.
 
     Parameters
@@ -183,6 +232,14 @@ def shapes_sample(seed, size=(64, 64), num_classes: int = 4, max_shapes: int = 4
         shapes drawn are ``SHAPE_CLASSES[1:K]``.
     max_shapes : int
         Each sample has between 1 and ``max_shapes`` shapes, which may overlap (later on top).
+    radius : (float, float)
+        Range ``(low, high)`` of a shape's radius as fractions of the shorter side, with
+        ``0 < low <= high <= 0.5``; each shape draws its radius uniformly from it (but never below
+        3 pixels). The default ``(0.11, 0.22)`` gives the usual mix; a narrow range gives objects of
+        one size class, e.g. ``(0.05, 0.08)`` small, ``(0.11, 0.16)`` medium, ``(0.2, 0.3)`` large.
+        ``None`` means the default.
+        The radius is the circumradius of the shape (a square's half side is ``0.8 r``, a cross's
+        arm ``r``), and every centre keeps ``r`` from the border.
 
     Returns
     -------
@@ -199,15 +256,23 @@ def shapes_sample(seed, size=(64, 64), num_classes: int = 4, max_shapes: int = 4
     ((48, 64, 3), dtype('float32'), (48, 64), dtype('int64'))
     >>> int(labels.min()) >= 0 and int(labels.max()) <= 2
     True
+
+    Only large shapes (a radius of 20–30 % of the side):
+
+    >>> _, large = shapes_sample(seed=0, num_classes=2, max_shapes=1, radius=(0.2, 0.3))
+    >>> bool(0.2 ** 2 * np.pi * 0.6 < (large == 1).mean() < 0.3 ** 2 * np.pi * 1.01)  # one disk
+    True
     """
     seed = _check_sample_seed(seed)
     h, w = check_size(size, "size", minimum=_MIN_SIDE)
     num_classes = _check_num_classes(num_classes)
     max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
-    return _generate(np.random.default_rng(seed), h, w, num_classes, max_shapes)
+    radius = _check_radius(radius)
+    return _generate(np.random.default_rng(seed), h, w, num_classes, max_shapes, radius)
 
 
-def shapes_dataset(n: int, size=(64, 64), num_classes: int = 4, seed: int = 0, max_shapes: int = 4):
+def shapes_dataset(n: int, size=(64, 64), num_classes: int = 4, seed: int = 0, max_shapes: int = 4,
+                   radius=DEFAULT_RADIUS):
     """A stack of ``n`` shapes samples (see :func:`shapes_sample`).
 
     Sample ``i`` is ``shapes_sample(sample_seed(seed, i), ...)``: it depends on ``(seed, i)`` only,
@@ -218,7 +283,7 @@ def shapes_dataset(n: int, size=(64, 64), num_classes: int = 4, seed: int = 0, m
     ----------
     n : int
         Number of samples (at least 1).
-    size, num_classes, max_shapes
+    size, num_classes, max_shapes, radius
         As in :func:`shapes_sample`.
     seed : int
         Non-negative dataset seed.
@@ -240,11 +305,12 @@ def shapes_dataset(n: int, size=(64, 64), num_classes: int = 4, seed: int = 0, m
     h, w = check_size(size, "size", minimum=_MIN_SIDE)
     num_classes = _check_num_classes(num_classes)
     max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
+    radius = _check_radius(radius)
     images = np.empty((n, h, w, 3), dtype=np.float32)
     labels = np.empty((n, h, w), dtype=np.int64)
     for i in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
-        images[i], labels[i] = _generate(rng, h, w, num_classes, max_shapes)
+        images[i], labels[i] = _generate(rng, h, w, num_classes, max_shapes, radius)
     return images, labels
 
 
@@ -341,8 +407,6 @@ def touching_cells(seed, size=(64, 64), n_cells: int = 12, radius=(5.0, 9.0), to
     True
     """
     from scipy import ndimage
-
-    from .._validation import check_real_scalar
 
     seed = _check_sample_seed(seed)
     h, w = check_size(size, "size", minimum=16)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validation import SegeduTypeError, check_positive_int, check_seed, check_size
-from .synthetic import _MIN_SIDE, _check_num_classes, _generate
+from .synthetic import _MIN_SIDE, DEFAULT_RADIUS, _check_num_classes, _check_radius, _generate
 
 __all__ = ["ShapesDataset"]
 
@@ -41,6 +41,9 @@ class ShapesDataset(Dataset):
         together.
     max_shapes : int
         At most this many shapes per image.
+    radius : (float, float)
+        Range of a shape's radius as fractions of the shorter side, as in
+        :func:`segedu.data.shapes_sample` (default ``(0.11, 0.22)``).
 
     Returns
     -------
@@ -60,12 +63,13 @@ class ShapesDataset(Dataset):
     ((4, 3, 32, 32), (4, 32, 32))
     """
 
-    def __init__(self, n, size=(64, 64), num_classes=4, seed=0, transform=None, max_shapes=4):
+    def __init__(self, n, size=(64, 64), num_classes=4, seed=0, transform=None, max_shapes=4, radius=DEFAULT_RADIUS):
         self.n = check_positive_int(n, "n", minimum=1)
         self.size = check_size(size, "size", minimum=_MIN_SIDE)
         self.num_classes = _check_num_classes(num_classes)
         self.seed = check_seed(seed, allow_none=False)
         self.max_shapes = check_positive_int(max_shapes, "max_shapes", minimum=1)
+        self.radius = _check_radius(radius)
         if transform is not None and not callable(transform):
             raise SegeduTypeError(
                 f"transform must be a function transform(image, labels) -> (image, labels) or None, "
@@ -86,7 +90,7 @@ class ShapesDataset(Dataset):
         if not 0 <= index < self.n:
             raise IndexError(f"ShapesDataset index {asked} is out of range for a dataset of {self.n} samples.")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, index]))
-        image, labels = _generate(rng, *self.size, self.num_classes, self.max_shapes)
+        image, labels = _generate(rng, *self.size, self.num_classes, self.max_shapes, self.radius)
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         labels = torch.from_numpy(labels)
         if self.transform is not None:
@@ -96,5 +100,7 @@ class ShapesDataset(Dataset):
     def __repr__(self) -> str:
         return (
             f"ShapesDataset(n={self.n}, size={self.size}, num_classes={self.num_classes}, "
-            f"seed={self.seed}, max_shapes={self.max_shapes})"
+            f"seed={self.seed}, max_shapes={self.max_shapes}"
+            + ("" if self.radius == DEFAULT_RADIUS else f", radius={self.radius}")
+            + ")"
         )

@@ -18,10 +18,13 @@ name                      what                                            module
                           decoder (transfer learning)
 ``SegNet``                SegNet (Badrinarayanan et al. 2017): decoders   :mod:`segedu.models.segnet`
                           unpool with the encoder's max-pooling indices
+``DeepLab``               DeepLab v3 (Chen et al. 2017): a dilated        :mod:`segedu.models.deeplab`
+                          backbone at output stride 8 or 16, then ASPP
+``ASPP``                  atrous spatial pyramid pooling, as torchvision  :mod:`segedu.models.deeplab`
 ``load_checkpoint``       a trained model shipped with segedu             :mod:`segedu.models.checkpoint`
 ========================  ==============================================  ================================
 
-Later units add ``DeepLab`` and ``ASPP`` (08) and ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
+A later unit adds ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
 ``AttributeError`` that says which unit adds them, and ``__all__`` lists only the names that exist,
 so ``from segedu.models import *`` always works.
 
@@ -58,11 +61,13 @@ _LAZY = {
     "center_crop": "unet",
     "ResNetUNet": "unet",
     "SegNet": "segnet",
+    "DeepLab": "deeplab",
+    "ASPP": "deeplab",
 }
 
 # public name of a planned unit -> the unit that adds it (segedu/_units.py). When the unit lands,
 # its names move from here to _LAZY.
-_LATER = {"DeepLab": "08", "ASPP": "08", "TinySAM": "10"}
+_LATER = {"TinySAM": "10"}
 
 __all__ = list(_LAZY)
 
