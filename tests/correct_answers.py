@@ -858,6 +858,105 @@ SEGNET_B = {
 ''',
 }
 
+# ----------------------------------------------------------------------------- 08 DeepLab
+
+CHANNEL_CHECK = '''    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"dilated_conv2d: x has {x.shape[1]} channels, but weight of shape "
+                         f"{tuple(weight.shape)} expects {weight.shape[1]}.")
+'''
+
+DEEPLAB_A = {
+    "dilated_conv2d": '''def dilated_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """F.conv2d(x, weight, bias, stride, padding, dilation) for int stride, padding and dilation."""
+''' + CHANNEL_CHECK + '''    n, c, H, W = x.shape
+    o, _, kh, kw = weight.shape
+    span_h, span_w = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+    xp = x.new_zeros((n, c, H + 2 * padding, W + 2 * padding))
+    xp[:, :, padding:padding + H, padding:padding + W] = x
+    rows = (xp.shape[2] - span_h) // stride + 1
+    cols = (xp.shape[3] - span_w) // stride + 1
+    y = x.new_zeros((n, o, rows, cols))
+    for r in range(rows):
+        for q in range(cols):
+            window = xp[:, :, r * stride:r * stride + span_h:dilation, q * stride:q * stride + span_w:dilation]
+            y[:, :, r, q] = torch.einsum("nckl,ockl->no", window, weight)
+    if bias is not None:
+        y = y + bias[None, :, None, None]
+    return y
+''',
+    "receptive_field": '''def receptive_field(layers):
+    """(size, jump): r = 1 + sum over layers of (k - 1) d times the product of the strides before it."""
+    import math
+
+    layers = [tuple(layer) for layer in layers]
+    strides = [s for _, s, _ in layers]
+    size = 1 + sum((k - 1) * d * math.prod(strides[:l]) for l, (k, _, d) in enumerate(layers))
+    return int(size), int(math.prod(strides))
+''',
+    "aspp": '''def aspp(x, params, rates):
+    """ASPP, inference mode: 1x1 conv, a 3x3 atrous conv per rate, image pooling; concatenated and projected."""
+    def layer(inputs, p, rate=1):
+        k = p["weight"].shape[-1]
+        z = dilated_conv2d(inputs, p["weight"], padding=(k - 1) // 2 * rate, dilation=rate)
+        bn = p["bn"]
+        shape = (1, -1, 1, 1)
+        scale = bn["weight"].reshape(shape) / torch.sqrt(bn["running_var"].reshape(shape) + 1e-5)
+        return torch.clamp((z - bn["running_mean"].reshape(shape)) * scale + bn["bias"].reshape(shape), min=0)
+
+    size = tuple(x.shape[-2:])
+    outs = [layer(x, params["conv1x1"])]
+    outs += [layer(x, p, r) for r, p in zip(rates, params["atrous"])]
+    image = layer(x.mean(dim=-1, keepdim=True).mean(dim=-2, keepdim=True), params["pooling"])
+    outs.append(F.interpolate(image, size=size, mode="bilinear", align_corners=False))
+    return layer(torch.cat(outs, 1), params["project"])
+''',
+}
+
+DEEPLAB_B = {
+    "dilated_conv2d": '''def dilated_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Spread the kernel with dilation - 1 zeros between taps, then a plain strided convolution."""
+''' + CHANNEL_CHECK + '''    o, c, kh, kw = weight.shape
+    spread = torch.zeros(o, c, dilation * (kh - 1) + 1, dilation * (kw - 1) + 1, dtype=weight.dtype)
+    spread[:, :, ::dilation, ::dilation] = weight
+    p = padding
+    xp = F.pad(x, [p, p, p, p])
+    K_h, K_w = spread.shape[2:]
+    out_h = (xp.shape[2] - K_h) // stride + 1
+    out_w = (xp.shape[3] - K_w) // stride + 1
+    total = 0
+    for i in range(K_h):
+        for j in range(K_w):
+            patch = xp[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride][:, :, :out_h, :out_w]
+            total = total + torch.tensordot(patch, spread[:, :, i, j], dims=([1], [1])).permute(0, 3, 1, 2)
+    if bias is not None:
+        total = total + bias.view(-1, 1, 1)
+    return total.to(x.dtype)
+''',
+    "receptive_field": '''def receptive_field(layers):
+    """Walk back from one output pixel: a layer turns r pixels of its output into s (r - 1) + d (k - 1) + 1 of its input."""
+    size, jump = 1, 1
+    for k, s, d in reversed(list(layers)):
+        size = s * (size - 1) + d * (k - 1) + 1
+        jump = jump * s
+    return (size, jump)
+''',
+    "aspp": '''def aspp(x, params, rates):
+    """Five branches (1x1, one per rate, image pooling), each conv -> BN -> ReLU, concatenated, projected."""
+    def bn_relu(y, bn):
+        return F.relu(F.batch_norm(y, bn["running_mean"], bn["running_var"], weight=bn["weight"], bias=bn["bias"],
+                                   training=False, momentum=0.0, eps=1e-5))
+
+    h, w = x.shape[2], x.shape[3]
+    layers = [(params["conv1x1"], 0, 1)] + [(p, r, r) for p, r in zip(params["atrous"], rates)]
+    features = [bn_relu(dilated_conv2d(x, p["weight"], padding=pad, dilation=d), p["bn"]) for p, pad, d in layers]
+    pooled = F.adaptive_avg_pool2d(x, 1)
+    pooled = bn_relu(dilated_conv2d(pooled, params["pooling"]["weight"]), params["pooling"]["bn"])
+    features.append(pooled.repeat(1, 1, h, w))
+    stacked = torch.cat(features, dim=1)
+    return bn_relu(dilated_conv2d(stacked, params["project"]["weight"]), params["project"]["bn"])
+''',
+}
+
 ANSWERS = {
     "00_tasks_and_metrics": (METRICS_A, METRICS_B),
     "01_thresholding": (THRESHOLDING_A, THRESHOLDING_B),
@@ -867,6 +966,7 @@ ANSWERS = {
     "05_fcn": (FCN_A, FCN_B),
     "06_unet": (UNET_A, UNET_B),
     "07_segnet": (SEGNET_A, SEGNET_B),
+    "08_deeplab": (DEEPLAB_A, DEEPLAB_B),
     "11_coco_eda": (COCO_A, COCO_B),
 }
 

@@ -382,6 +382,48 @@ def _decoder_stage_cases(rng):
     return [((torch.randn(indices.shape), indices, (6, 9), convs, norms), {}, "two convolutions", False)]
 
 
+def _aspp_layers(rng, in_channels, out_channels, n_rates, dtype):
+    """ASPP's layers as exercise 08 passes them: conv weights and inference-mode batch norms."""
+    import torch
+
+    def layer(channels, k):
+        return {"weight": torch.as_tensor(rng.normal(size=(out_channels, channels, k, k)) / k, dtype=dtype),
+                "bn": {"weight": torch.as_tensor(rng.uniform(0.5, 1.5, out_channels), dtype=dtype),
+                       "bias": torch.as_tensor(rng.normal(size=out_channels), dtype=dtype),
+                       "running_mean": torch.as_tensor(rng.normal(size=out_channels), dtype=dtype),
+                       "running_var": torch.as_tensor(rng.uniform(0.5, 1.5, out_channels), dtype=dtype)}}
+
+    return {"conv1x1": layer(in_channels, 1), "atrous": [layer(in_channels, 3) for _ in range(n_rates)],
+            "pooling": layer(in_channels, 1), "project": layer((n_rates + 2) * out_channels, 1)}
+
+
+@cases_for("08_deeplab", "dilated_conv2d")
+def _dilated_conv_cases(rng):
+    import torch
+
+    torch.manual_seed(int(rng.integers(1000)))
+    return [((torch.randn(2, 3, 9, 10), torch.randn(4, 3, 3, 3)), {"dilation": 2}, "rate 2", False),
+            ((torch.randn(1, 2, 11, 9, dtype=torch.float64), torch.randn(3, 2, 3, 2, dtype=torch.float64)),
+             {"bias": torch.randn(3, dtype=torch.float64), "stride": 2, "padding": 3, "dilation": 3},
+             "everything at once, float64", True)]
+
+
+@cases_for("08_deeplab", "receptive_field")
+def _receptive_field_cases(rng):
+    return [(([(3, 1, 1), (3, 1, 1), (2, 2, 1)] * 2,), {}, "two VGG stages", False),
+            (([(7, 2, 1), (3, 2, 1), (3, 1, 2), (3, 1, 4)],), {}, "a stem, then rates 2 and 4", True)]
+
+
+@cases_for("08_deeplab", "aspp")
+def _aspp_cases(rng):
+    import torch
+
+    return [((torch.as_tensor(rng.normal(size=(2, 5, 9, 8))), _aspp_layers(rng, 5, 3, 3, torch.float64), (1, 2, 3)),
+             {}, "rates 1, 2, 3", False),
+            ((torch.as_tensor(rng.normal(size=(1, 4, 5, 6))), _aspp_layers(rng, 4, 2, 2, torch.float64), (2, 9)),
+             {}, "two rates, one past the map", True)]
+
+
 def _synthetic_coco():
     import tempfile
 
@@ -733,6 +775,200 @@ def test_allowed_libraries_are_not_flagged():
     # scipy.ndimage is allowed in 01, numpy everywhere; the grader's own calls into segedu.classical
     # (the reference, the tie mask) happen outside the student's call and must not count against it.
     ex01().check("adaptive_threshold", correct(A01, "adaptive_threshold"), IMG, 5, method="gaussian", case="allowed")
+
+
+# ----------------------------------------------------------------------------- 08: every route to a convolution
+
+def _deeplab_inputs():
+    import torch
+
+    torch.manual_seed(0)
+    return (torch.randn(2, 3, 9, 10), torch.randn(4, 3, 3, 3)), {"padding": 1, "dilation": 2}
+
+
+def _conv_by_functional(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    from torch.nn.functional import conv2d as convolve
+
+    return convolve(x, weight, bias, stride, padding, dilation)
+
+
+def _conv_by_module(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch
+
+    layer = torch.nn.Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride, padding, dilation,
+                            bias=False)
+    layer.weight.data = weight
+    with torch.no_grad():
+        return layer(x)
+
+
+def _conv_by_convolution(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch
+
+    return torch.convolution(x, weight, bias, [stride] * 2, [padding] * 2, [dilation] * 2, False, [0, 0], 1)
+
+
+def _conv_by_transpose(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch
+    import torch.nn.functional as F
+
+    # at stride 1, a transpose convolution with the flipped, swapped kernel is a convolution
+    flipped = torch.flip(weight, dims=(2, 3)).transpose(0, 1)
+    return F.conv_transpose2d(x, flipped, bias, padding=dilation * (weight.shape[-1] - 1) - padding, dilation=dilation)
+
+
+def _conv_by_unfold(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    from torch import nn
+
+    n, _, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    columns = nn.Unfold((kh, kw), dilation=dilation, padding=padding, stride=stride)(x)
+    size = ((h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1, (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1)
+    return (weight.reshape(o, -1) @ columns).reshape(n, o, *size)
+
+
+def _conv_by_aten(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch
+
+    return torch.ops.aten.convolution(x, weight, bias, [stride] * 2, [padding] * 2, [dilation] * 2, False, [0, 0], 1)
+
+
+def _conv_by_script_inside(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch
+
+    unit = torch.jit.CompilationUnit(
+        "def convolve(x, w, padding: int, dilation: int):\n"
+        "    return torch.conv2d(x, w, None, [1, 1], [padding, padding], [dilation, dilation])\n")
+    return unit.convolve(x, weight, padding, dilation)
+
+
+def _conv_by_scipy(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import numpy as np
+    import torch
+    from scipy import signal
+
+    spread = np.zeros(weight.shape[:2] + tuple(dilation * (k - 1) + 1 for k in weight.shape[2:]))
+    spread[:, :, ::dilation, ::dilation] = weight.numpy()
+    xp = np.pad(x.numpy(), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out = [[sum(signal.correlate2d(xp[n, c], spread[o, c], mode="valid") for c in range(x.shape[1]))
+            for o in range(weight.shape[0])] for n in range(x.shape[0])]
+    return torch.as_tensor(np.array(out), dtype=x.dtype)
+
+
+def _conv_by_segedu(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    from segedu.conv import conv2d as convolve
+
+    return convolve(x, weight, bias, stride, padding, dilation)
+
+
+DEEPLAB_DELEGATIONS = {
+    "F.conv2d under an alias": (_conv_by_functional, "torch.conv2d"),
+    "nn.Conv2d": (_conv_by_module, "torch.conv2d"),
+    "torch.convolution": (_conv_by_convolution, "torch.convolution"),
+    "F.conv_transpose2d": (_conv_by_transpose, "torch.conv_transpose2d"),
+    "nn.Unfold (im2col)": (_conv_by_unfold, "torch.nn.functional.unfold"),
+    "torch.ops.aten.convolution": (_conv_by_aten, "torch._ops"),
+    "torch.jit.script inside": (_conv_by_script_inside, "torch.jit"),
+    "scipy.signal": (_conv_by_scipy, "scipy.signal"),
+    "segedu.conv": (_conv_by_segedu, "segedu.conv"),
+}
+
+
+@pytest.mark.parametrize("how", list(DEEPLAB_DELEGATIONS))
+def test_08_every_route_to_a_convolution_is_caught(how):
+    """Exercise 08 forbids convolution in torch, not torch: each route is numerically right and trips the wire."""
+    function, forbidden_name = DEEPLAB_DELEGATIONS[how]
+    args, kwargs = _deeplab_inputs()
+    ex = exercise("08_deeplab")
+    assert np.allclose(_compare.plain(function(*args, **kwargs)), _compare.plain(ex.reference("dilated_conv2d")(
+        *args, **kwargs)), atol=1e-4)
+    message = failure(ex, "dilated_conv2d", function, *args, **kwargs)
+    assert forbidden_name in message and "earn no points" in message and ex.spec.allowed in message
+
+
+def test_08_an_aspp_from_segedu_is_caught():
+    from segedu.models import ASPP
+
+    def aspp_by_segedu(x, params, rates):
+        return ASPP(x.shape[1], params["conv1x1"]["weight"].shape[0], rates).double().eval()(x)
+
+    args, kwargs, case, _ = cases("08_deeplab", "aspp")[0]
+    message = failure(exercise("08_deeplab"), "aspp", aspp_by_segedu, *args, case=case, **kwargs)
+    assert "segedu.models" in message and "earn no points" in message
+
+
+def test_08_the_tools_of_a_tap_loop_are_allowed():
+    """Slicing, F.pad, einsum, tensordot, matmul, F.batch_norm, F.relu, F.interpolate, adaptive pooling and cat:
+    an ASPP built from them (and a tap loop) is not flagged, in both dtypes."""
+    import torch
+    import torch.nn.functional as F
+
+    def conv(x, weight, bias=None, stride=1, padding=0, dilation=1):
+        kh, kw = weight.shape[2:]
+        xp = F.pad(x, (padding,) * 4)
+        rows = (xp.shape[2] - dilation * (kh - 1) - 1) // stride + 1
+        cols = (xp.shape[3] - dilation * (kw - 1) - 1) // stride + 1
+        out = 0
+        for u in range(kh):
+            for v in range(kw):
+                seen = xp[:, :, u * dilation::stride, v * dilation::stride][:, :, :rows, :cols]
+                part = torch.tensordot(seen, weight[:, :, u, v], dims=([1], [1])) if v % 2 else \
+                    (seen.permute(0, 2, 3, 1) @ weight[:, :, u, v].T)
+                out = out + part.permute(0, 3, 1, 2)
+        return out if bias is None else out + bias[:, None, None]
+
+    def aspp(x, params, rates):
+        def layer(inputs, p, rate):
+            bn = p["bn"]
+            y = conv(inputs, p["weight"], padding=rate * (p["weight"].shape[-1] // 2), dilation=rate)
+            return F.relu(F.batch_norm(y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"]))
+
+        pooled = layer(F.adaptive_avg_pool2d(x, 1), params["pooling"], 1)
+        branches = [layer(x, params["conv1x1"], 1)] + [layer(x, p, r) for r, p in zip(rates, params["atrous"])]
+        branches.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        return layer(torch.cat(branches, dim=1), params["project"], 1)
+
+    ex = exercise("08_deeplab")
+    for args, kwargs, case, hidden in cases("08_deeplab", "dilated_conv2d"):
+        ex.check("dilated_conv2d", conv, *args, case=case, hidden=hidden, **kwargs)
+    for args, kwargs, case, hidden in cases("08_deeplab", "aspp"):
+        ex.check("aspp", aspp, *args, case=case, hidden=hidden, **kwargs)
+
+
+def test_08_the_aspp_reference_is_torchvisions_aspp():
+    """The adapter loads the exercise's layers into segedu's ASPP; torchvision's, given the same layers, agrees."""
+    import torch
+    from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
+
+    from segedu.grading.exercises import aspp_block
+
+    for args, _, case, _ in cases("08_deeplab", "aspp"):
+        x, params, rates = args
+        peer = TorchvisionASPP(x.shape[1], list(rates), params["conv1x1"]["weight"].shape[0]).double().eval()
+        layers = [params["conv1x1"], *params["atrous"], params["pooling"]]
+        for branch, layer in zip(peer.convs, layers):
+            conv = next(m for m in branch if isinstance(m, torch.nn.Conv2d))
+            norm = next(m for m in branch if isinstance(m, torch.nn.BatchNorm2d))
+            conv.weight.data = layer["weight"]
+            for name, value in layer["bn"].items():
+                getattr(norm, name).data = value
+        peer.project[0].weight.data = params["project"]["weight"]
+        for name, value in params["project"]["bn"].items():
+            getattr(peer.project[1], name).data = value
+        with torch.no_grad():
+            expected = peer(x)
+        np.testing.assert_allclose(aspp_block(x, params, rates).numpy(), expected.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=case)
+
+
+def test_08_a_float32_answer_to_float64_inputs_is_wrong_and_says_why():
+    import torch
+
+    args, kwargs, case, _ = cases("08_deeplab", "dilated_conv2d")[1]
+    right = exercise("08_deeplab").reference("dilated_conv2d")(*args, **kwargs)
+    message = failure(exercise("08_deeplab"), "dilated_conv2d", lambda *a, **k: right.to(torch.float32), *args,
+                      case=case, **kwargs)
+    assert "expected float64, got float32" in message and "dtype=x.dtype" in message
 
 
 # --------------------------------------------------------------------------------------------------

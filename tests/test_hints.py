@@ -167,14 +167,21 @@ def test_the_hint_names_its_fixture_in_every_cell_it_loses(assignment, function,
 
 def test_hint_functions_run_on_every_planned_case():
     """A hint function that crashes would name nothing: only a mistake that itself crashes may raise."""
-    crashes = {"cm_ignore_not_excluded"}   # counts 255 as a class and cannot reshape the counts
+    crashes = {
+        "cm_ignore_not_excluded": "ValueError",       # counts 255 as a class and cannot reshape the counts
+        # an ASPP whose branches do not fit: the channel check given in exercise 08's dilated_conv2d, or
+        # torch.cat refusing a 1x1 map beside h x w ones; the hint is matched by that very error
+        "aspp_without_pooling": "ValueError",
+        "aspp_pooled_over_channels": "ValueError",
+        "aspp_pooling_not_upsampled": "RuntimeError",
+    }
     for assignment in sorted({a for a, _, _ in HINTED}):
         for cases in _plan(assignment).cells.values():
             for case in cases:
                 for mistake in hints.mistakes(assignment, case.graded):
                     outcome = hints.outcome(mistake, case.args, case.kwargs)
                     if isinstance(outcome, hints.Raised):
-                        assert mistake.name in crashes and outcome.type == "ValueError", (mistake.name, outcome)
+                        assert crashes.get(mistake.name) == outcome.type, (mistake.name, outcome)
 
 
 def test_no_hint_for_a_wrong_answer_that_is_no_known_mistake():
@@ -358,3 +365,46 @@ def _assert_names_no_hidden_input(message: str, cases) -> None:
                 if isinstance(value, np.ndarray) and value.size > 1:
                     text = np.array2string(value.ravel()[:3], separator=", ")[1:-1]
                     assert text not in message, (case.case, text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hints matched by the error an answer raises (exercise 08's ASPP)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_an_error_names_a_mistake_only_when_it_is_that_mistakes_error():
+    """An ASPP without its pooling branch trips the channel check given in exercise 08's dilated_conv2d;
+    the same answer on a dilated_conv2d without that check raises torch's own error, and then no hint
+    may be guessed from it."""
+    import torch
+
+    plan = _plan("08_deeplab")
+    case = next(c for c in plan.cells["test_aspp"] if not c.hidden)
+    hint = _hint("08_deeplab", "aspp", "aspp_without_pooling")
+
+    def unchecked_conv(x, weight, bias=None, stride=1, padding=0, dilation=1):
+        """A stand-in with no channel check (its centre tap only): what matters here is where it fails."""
+        return torch.einsum("nchw,oc->nohw", x, weight[:, :, weight.shape[2] // 2, weight.shape[3] // 2])
+
+    def without_pooling(conv):
+        def aspp(x, params, rates):
+            def layer(inputs, p, rate=1):
+                k = p["weight"].shape[-1]
+                y = conv(inputs, p["weight"], padding=rate * (k // 2), dilation=rate)
+                bn = p["bn"]
+                return torch.relu(torch.nn.functional.batch_norm(
+                    y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], eps=1e-5))
+
+            branches = [layer(x, params["conv1x1"])] + [layer(x, p, r) for r, p in zip(rates, params["atrous"])]
+            return layer(torch.cat(branches, dim=1), params["project"])
+        return aspp
+
+    fixture = next(s for a, _, s in REALISTIC if a == "08_deeplab" and s.name == "aspp_without_pooling")
+    checked = fixture_function("08_deeplab", fixture)
+    assert hint in _student_message(exercise("08_deeplab"), checked, case).split("\n")
+    # the projection of an unchecked 1x1 "convolution" fails inside torch.einsum: a message of its own
+    message = _student_message(exercise("08_deeplab"), without_pooling(unchecked_conv), case)
+    assert "raised RuntimeError" in message and "Hint:" not in message
+    verdict = judge("08_deeplab", [case], [_kernel_result(without_pooling(unchecked_conv), case)])
+    assert verdict is not None and "Hint:" not in verdict
+

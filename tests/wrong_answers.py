@@ -626,5 +626,130 @@ known.add("07_segnet", "segnet_decoder_stage",
                must_lose=("test_segnet_decoder_stage",)),
 )
 
+CONV_CELLS = ("test_dilated_conv2d", "test_dilated_conv2d_padding", "test_dilated_conv2d_stride",
+              "test_dilated_conv2d_bias")
+TAPS = "            top, left = u * dilation, v * dilation\n"
+FIRST_LINE = "    n, _, height, width = x.shape\n"
+
+
+def _spacing(expression: str) -> tuple:
+    """Mutations that space the taps (and size the output) with ``expression`` instead of the dilation."""
+    return (M("dilated_conv2d", "dilation * (kh - 1)", f"{expression} * (kh - 1)"),
+            M("dilated_conv2d", "dilation * (kw - 1)", f"{expression} * (kw - 1)"),
+            M("dilated_conv2d", TAPS, f"            top, left = u * {expression}, v * {expression}\n"))
+
+
+known.add("08_deeplab", "dilated_conv2d",
+    Submission("dilation_as_stride", "uses the rate as a step between output pixels; the taps stay contiguous",
+               (M("dilated_conv2d", FIRST_LINE, "    stride, dilation = stride * dilation, 1\n" + FIRST_LINE),),
+               must_lose=CONV_CELLS),
+    Submission("dilation_times_padding", "multiplies the padding by the rate; the taps stay contiguous",
+               (M("dilated_conv2d", FIRST_LINE, "    padding, dilation = padding * dilation, 1\n" + FIRST_LINE),),
+               must_lose=CONV_CELLS),
+    Submission("dilation_as_padding", "pads by the rate instead of the padding; the taps stay contiguous",
+               (M("dilated_conv2d", FIRST_LINE, "    padding, dilation = dilation, 1\n" + FIRST_LINE),),
+               must_lose=CONV_CELLS),
+    Submission("taps_one_apart_too_many", "inserts d zeros between the taps: they are d + 1 apart",
+               _spacing("(dilation + 1)"), must_lose=CONV_CELLS),
+    Submission("taps_one_apart_too_few", "spaces the taps d - 1 apart",
+               _spacing("(dilation - 1)"), must_lose=CONV_CELLS),
+    Submission("conv_bias_ignored", "never adds the bias",
+               (M("dilated_conv2d", "    if bias is not None:\n        out += bias.reshape(1, out_channels, 1, 1)\n", ""),),
+               must_lose=("test_dilated_conv2d_bias",)),
+    Submission("conv_bias_at_every_tap", "adds the bias inside the loop over the taps",
+               (M("dilated_conv2d", "    if bias is not None:\n        out += bias.reshape(1, out_channels, 1, 1)\n", ""),
+                M("dilated_conv2d", 'out += torch.einsum("nchw,oc->nohw", seen, weight[:, :, u, v])\n',
+                  'out += torch.einsum("nchw,oc->nohw", seen, weight[:, :, u, v])\n'
+                  "            if bias is not None:\n"
+                  "                out += bias.reshape(1, out_channels, 1, 1)\n")),
+               must_lose=("test_dilated_conv2d_bias",)),
+    Submission("conv_size_rounds_down_once_more", "output size (H + 2p - d(k-1)) // s: a row short when s does not divide",
+               (M("dilated_conv2d", "(height + 2 * padding - dilation * (kh - 1) - 1) // stride + 1",
+                  "(height + 2 * padding - dilation * (kh - 1)) // stride"),
+                M("dilated_conv2d", "(width + 2 * padding - dilation * (kw - 1) - 1) // stride + 1",
+                  "(width + 2 * padding - dilation * (kw - 1)) // stride")),
+               must_lose=("test_dilated_conv2d_stride",)),
+    Submission("delegates_to_conv2d", "calls F.conv2d under an alias",
+               replace={"dilated_conv2d": "from torch.nn.functional import conv2d as library_conv\n\n"
+                                          "def dilated_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):\n"
+                                          "    return library_conv(x, weight, bias, stride, padding, dilation)\n"},
+               must_lose=CONV_CELLS + ("test_aspp", "test_aspp_large_rate")),
+    Submission("delegates_to_unfold", "im2col with F.unfold, which takes the dilation itself",
+               replace={"dilated_conv2d": (
+                   "def dilated_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):\n"
+                   "    n, _, height, width = x.shape\n"
+                   "    out_channels, _, kh, kw = weight.shape\n"
+                   "    h_out = (height + 2 * padding - dilation * (kh - 1) - 1) // stride + 1\n"
+                   "    w_out = (width + 2 * padding - dilation * (kw - 1) - 1) // stride + 1\n"
+                   "    columns = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)\n"
+                   "    out = (weight.reshape(out_channels, -1) @ columns).reshape(n, out_channels, h_out, w_out)\n"
+                   "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")},
+               must_lose=CONV_CELLS + ("test_aspp", "test_aspp_large_rate")),
+)
+
+RF_CELLS = ("test_receptive_field", "test_receptive_field_dilation")
+RF_STEP = "        size += (kernel_size - 1) * dilation * jump\n        jump *= stride\n"
+
+known.add("08_deeplab", "receptive_field",
+    Submission("rf_adds_strides", "adds the strides to the jump instead of multiplying them",
+               (M("receptive_field", "jump *= stride", "jump += stride"),), must_lose=RF_CELLS),
+    Submission("rf_uses_the_new_jump", "updates the jump before the size, so the size uses j_l",
+               (M("receptive_field", RF_STEP,
+                  "        jump *= stride\n        size += (kernel_size - 1) * dilation * jump\n"),),
+               must_lose=RF_CELLS),
+    Submission("rf_ignores_dilation", "forgets the dilation",
+               (M("receptive_field", "(kernel_size - 1) * dilation * jump", "(kernel_size - 1) * jump"),),
+               must_lose=("test_receptive_field_dilation",)),
+    Submission("rf_returns_size_only", "returns the size alone",
+               (M("receptive_field", "return size, jump", "return size"),), must_lose=RF_CELLS),
+    Submission("rf_starts_at_zero", "starts from r_0 = 0",
+               (M("receptive_field", "size, jump = 1, 1", "size, jump = 0, 1"),), must_lose=RF_CELLS),
+    Submission("delegates_to_segedu_receptive_field", "calls segedu.conv.receptive_field under an alias",
+               replace={"receptive_field": "from segedu.conv import receptive_field as library_field\n\n"
+                                           "def receptive_field(layers):\n"
+                                           "    return library_field(layers)\n"},
+               must_lose=RF_CELLS),
+)
+
+ASPP_CELLS = ("test_aspp", "test_aspp_large_rate")
+POOLED = "    branches.append(pooled.expand(-1, -1, height, width))\n"
+
+known.add("08_deeplab", "aspp",
+    Submission("aspp_without_pooling", "leaves out the image-pooling branch",
+               (M("aspp", '    pooled = conv_bn_relu(x.mean(dim=(2, 3), keepdim=True), params["pooling"])\n' + POOLED,
+                  ""),),
+               must_lose=ASPP_CELLS),
+    Submission("aspp_pooling_not_upsampled", "concatenates the 1x1 pooled branch without upsampling it",
+               (M("aspp", POOLED, "    branches.append(pooled)\n"),), must_lose=ASPP_CELLS),
+    Submission("aspp_pooling_first", "concatenates the image-pooling branch first",
+               (M("aspp", POOLED, "    branches.insert(0, pooled.expand(-1, -1, height, width))\n"),),
+               must_lose=ASPP_CELLS),
+    Submission("aspp_relu_before_batch_norm", "applies the ReLU before the batch norm in every layer",
+               (M("aspp", '        bn = layer["bn"]\n', '        y = F.relu(y)\n        bn = layer["bn"]\n'),
+                M("aspp", "        return F.relu(y)\n", "        return y\n")),
+               must_lose=ASPP_CELLS),
+    Submission("aspp_pooled_over_channels", "averages over axes 1 and 2 (C and h), as for one (C, h, w) image",
+               (M("aspp", "x.mean(dim=(2, 3), keepdim=True)", "x.mean(dim=(1, 2), keepdim=True)"),),
+               must_lose=ASPP_CELLS),
+    Submission("delegates_to_aspp", "loads the layers into segedu's ASPP module",
+               replace={"aspp": (
+                   "from segedu.models import ASPP\n\n"
+                   "def aspp(x, params, rates):\n"
+                   "    block = ASPP(x.shape[1], params['conv1x1']['weight'].shape[0], rates=rates).double().eval()\n"
+                   "    layers = [params['conv1x1'], *params['atrous'], params['pooling']]\n"
+                   "    for branch, layer in zip(block.convs, layers):\n"
+                   "        convs = [m for m in branch if isinstance(m, torch.nn.Conv2d)]\n"
+                   "        norms = [m for m in branch if isinstance(m, torch.nn.BatchNorm2d)]\n"
+                   "        convs[0].weight.data = layer['weight']\n"
+                   "        for name, value in layer['bn'].items():\n"
+                   "            getattr(norms[0], name).data = value\n"
+                   "    block.project[0].weight.data = params['project']['weight']\n"
+                   "    for name, value in params['project']['bn'].items():\n"
+                   "        getattr(block.project[1], name).data = value\n"
+                   "    with torch.no_grad():\n"
+                   "        return block(x)\n")},
+               must_lose=ASPP_CELLS),
+)
+
 KNOWN_MISTAKES = known.by_function      # (assignment, function) -> fixtures
 WRONG_ANSWERS = known.by_assignment     # assignment -> fixtures, in the order they were filed

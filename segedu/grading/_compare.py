@@ -166,14 +166,22 @@ def exact(got, expected, *, what: str, reveal: bool, secret: bool = False, **_) 
 
 
 def close(got, expected, *, what: str, reveal: bool, rtol: float = 1e-5, atol: float = 1e-6, secret: bool = False,
-          equal_nan: bool = False, **_):
+          equal_nan: bool = False, same_dtype: bool = False, **_):
     """Floating-point results, equal up to float32-safe tolerances.
 
     ``equal_nan=True`` (a graded function's option) counts NaN equal to NaN. That never lets a NaN
     answer pass where the reference gives a number; it is for the known mistakes whose answer is NaN
     (a loss without smoothing on empty masks), so that their hint finds the NaN a student returned,
     whatever its type (a float, a 0-d tensor or array).
+
+    ``same_dtype=True`` (a graded function's option) makes a floating-point answer's dtype part of the
+    answer: where the reference returns float64 for float64 inputs, a float32 answer (an accumulator
+    made with ``torch.zeros(...)`` and its default dtype) is wrong, with a line that names the fix.
     """
+    if same_dtype:
+        problem = _dtype_problem(got, expected, what)
+        if problem:
+            return problem
     got = to_numpy(got, what).astype(np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if expected.ndim == 0 and got.ndim != 0 and got.size == 1:
@@ -196,6 +204,18 @@ def close(got, expected, *, what: str, reveal: bool, rtol: float = 1e-5, atol: f
             lines.append("You returned NaN: is something divided by zero (an absent class?)")
         return lines
     return _first_difference(bad, got, expected) + _show(got, expected, reveal, bad)
+
+
+def _dtype_problem(got, expected, what: str) -> list[str] | None:
+    """A floating-point answer whose dtype is not the reference's (float32 for float64, or the reverse)."""
+    got_dtype = to_numpy(got, what).dtype
+    expected_dtype = np.asarray(expected).dtype
+    if not (np.issubdtype(got_dtype, np.floating) and np.issubdtype(expected_dtype, np.floating)):
+        return None
+    if got_dtype == expected_dtype:
+        return None
+    return [f"The dtype is wrong: expected {expected_dtype}, got {got_dtype}. Keep the dtype of the input: "
+            f"create new tensors with dtype=x.dtype (torch.zeros(..., dtype=x.dtype))."]
 
 
 def binary_mask(got, expected, *, what: str, reveal: bool, tie_mask=None, secret: bool = False, **_):

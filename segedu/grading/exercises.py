@@ -199,6 +199,79 @@ def segnet_decoder_stage(x, indices, output_size, convs, norms):
         return decoder_stage(x, indices, output_size, nn.Sequential(*layers))
 
 
+def aspp_block(x, params, rates):
+    """Exercise 08's functional ASPP via ``segedu.models.deeplab.ASPP`` in inference mode.
+
+    An adapter because the library's ASPP is a module that owns its layers, while the exercise gets
+    them as data a grading run can pass: for each convolution (no bias) its weight and, for the batch
+    norm after it (eps 1e-5), its four tensors. They are loaded into an ``ASPP`` with torchvision's
+    child names (``convs``, ``project``), which runs in eval mode (running statistics, no dropout).
+    Its warning about a rate at least the map's size is for people building a network, not for a
+    grading run, so it is silenced here.
+    """
+    import warnings
+
+    import torch
+
+    from segedu.models.deeplab import ASPP
+
+    rates = tuple(rates)
+    if len(params["atrous"]) != len(rates):
+        raise ValueError(f"one atrous layer per rate: {len(params['atrous'])} layers but rates={rates}.")
+    out_channels = params["conv1x1"]["weight"].shape[0]
+    block = ASPP(x.shape[1], out_channels, rates=rates).to(dtype=x.dtype)
+    n = len(rates)
+    layers = [("convs.0.0", "convs.0.1", params["conv1x1"])]
+    layers += [(f"convs.{k + 1}.0", f"convs.{k + 1}.1", layer) for k, layer in enumerate(params["atrous"])]
+    layers += [(f"convs.{n + 1}.1", f"convs.{n + 1}.2", params["pooling"]), ("project.0", "project.1", params["project"])]
+    state = block.state_dict()
+    for conv, norm, layer in layers:
+        state[f"{conv}.weight"] = torch.as_tensor(layer["weight"])
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            state[f"{norm}.{name}"] = torch.as_tensor(layer["bn"][name])
+    block.load_state_dict(state, strict=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return block.eval()(x)
+
+
+# Exercise 08 forbids every route to a convolution in torch, not torch: the ATen kernels below are what
+# F.conv2d, torch.conv2d, nn.Conv2d, the transpose convolutions and torch.convolution call (their C
+# builtins report __module__ "torch"), F.unfold / nn.Unfold end in torch._C._nn.im2col (im2col solves the
+# exercise with dilation=d), F.fold in col2im, and torch.ops.aten.* (and torchvision's deform_conv2d)
+# go through torch._ops. Scripting inside the answer, calling a traced module and calling a function
+# compiled with torch.compile run Python frames of torch.jit or torch._dynamo, which are forbidden too.
+# One route stays invisible to a profile hook: a function scripted with torch.jit.script *before* the
+# answer runs executes in TorchScript's interpreter, with no Python frame and no builtin call to see.
+# That route, and any patching of the tripwire in the student's own process, is closed in sandboxed
+# grading kernels by the guard, which switches the operators of _CONVOLUTION_OPERATORS off in torch's
+# dispatcher (TorchScript calls them there too) before any student code runs.
+_TORCH_CONVOLUTIONS = tuple(f"torch.{name}" for name in (
+    "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "convolution", "_convolution", "_convolution_mode", "mkldnn_convolution", "cudnn_convolution",
+    "cudnn_convolution_transpose", "cudnn_convolution_relu", "cudnn_convolution_add_relu", "miopen_convolution",
+    "miopen_convolution_transpose", "miopen_depthwise_convolution", "miopen_convolution_relu",
+    "miopen_convolution_add_relu", "_mps_convolution", "_mps_convolution_transpose",
+    "_nnpack_spatial_convolution", "compile",
+)) + tuple(f"torch._C._nn.{name}" for name in (
+    "im2col", "col2im", "thnn_conv2d", "slow_conv_dilated2d", "slow_conv_dilated3d", "slow_conv3d",
+    "slow_conv_transpose2d", "slow_conv_transpose3d", "_conv_depthwise2d", "conv_depthwise3d",
+)) + ("torch.nn.functional.unfold", "torch.nn.functional.fold", "torch._ops", "torch.jit", "torch._dynamo",
+     "torch._decomp", "torch._refs")
+
+#: the ATen (and quantized) operators that compute a convolution, or the patches of one, on a CPU
+_CONVOLUTION_OPERATORS = (
+    "convolution", "_convolution", "convolution_overrideable", "convolution_backward",
+    "convolution_backward_overrideable", "_convolution_mode", "conv1d", "conv2d", "conv3d", "conv_tbc",
+    "conv_transpose1d", "mkldnn_convolution", "_slow_conv2d_forward", "slow_conv3d_forward", "slow_conv_dilated2d",
+    "slow_conv_dilated3d", "slow_conv_transpose2d", "slow_conv_transpose3d", "thnn_conv2d",
+    "_nnpack_spatial_convolution", "im2col", "col2im",
+    "quantized::conv1d", "quantized::conv2d", "quantized::conv2d.new", "quantized::conv2d_relu",
+    "quantized::conv2d_relu.new", "quantized::conv3d", "quantized::conv3d.new", "quantized::conv_transpose1d",
+    "quantized::conv_transpose2d",
+)
+
+
 _CONV = "segedu.conv:conv_transpose2d"
 
 
@@ -321,6 +394,29 @@ EXERCISES = registry(
                 "given, F.relu and F.batch_norm), but not max-unpooling in any form "
                 "(torch.nn.functional.max_unpool2d, nn.MaxUnpool2d, torch.ops.aten) and not segedu.conv or "
                 "segedu.models.",
+    ),
+    ExerciseSpec(
+        assignment="08_deeplab",
+        functions=(
+            # float32 answers summed in another order than the reference's im2col differ by ~1e-5 on
+            # outputs of size ~10; every known mistake moves an output by far more. The dtype is part of
+            # the answer ("floats keep their dtype"): the ASPP cells are float64 and need it.
+            ("dilated_conv2d", GradedFunction("segedu.conv:conv2d",
+                                              options={"rtol": 1e-4, "atol": 1e-4, "same_dtype": True})),
+            # (size, jump) compared as a pair of whole numbers: an answer that returns the size alone is
+            # then a wrong shape whose known mistake can still be named
+            ("receptive_field", GradedFunction("segedu.conv:receptive_field", compare="exact")),
+            ("aspp", GradedFunction("segedu.grading.exercises:aspp_block",
+                                    options={"rtol": 1e-4, "atol": 1e-4, "same_dtype": True},
+                                    delegates_to="segedu.models.deeplab:ASPP")),
+        ),
+        forbidden=("segedu", "scipy.signal", "scipy.ndimage", "cv2", "torchvision.ops") + _TORCH_CONVOLUTIONS,
+        importable=("torch",),
+        blocked_operators=_CONVOLUTION_OPERATORS,
+        allowed="Use torch tensor operations (slicing, zeros, einsum, tensordot, matmul, F.pad, F.batch_norm, "
+                "F.relu, F.interpolate, torch.cat, mean) and your own dilated_conv2d, but no convolution in any "
+                "form (F.conv2d, nn.Conv2d, torch.convolution, conv_transpose, F.unfold / nn.Unfold, "
+                "torch.ops.aten, torch.jit, torchvision.ops, scipy.signal or scipy.ndimage) and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

@@ -677,6 +677,139 @@ def decoder_ignores_indices(x, indices, output_size, convs, norms):
     return _decoder_stage(x, indices, output_size, convs, norms, nearest=True)
 
 
+# ----------------------------------------------------------------------------- 08 DeepLab
+
+def _conv(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    import torch.nn.functional as F
+
+    return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+
+def dilation_as_stride(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    return _conv(x, weight, bias, stride * dilation, padding)
+
+
+def dilation_times_padding(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    return _conv(x, weight, bias, stride, padding * dilation)
+
+
+def dilation_as_padding(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    return _conv(x, weight, bias, stride, dilation)
+
+
+def taps_one_apart_too_many(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    return _conv(x, weight, bias, stride, padding, dilation + 1)
+
+
+def taps_one_apart_too_few(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    if dilation == 1:   # every tap on the same pixel: one 1x1 kernel, the sum of the taps
+        return _conv(x, weight.sum(dim=(2, 3), keepdim=True), bias, stride, padding)
+    return _conv(x, weight, bias, stride, padding, dilation - 1)
+
+
+def conv_bias_ignored(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    return _conv(x, weight, None, stride, padding, dilation)
+
+
+def conv_bias_at_every_tap(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    taps = weight.shape[-2] * weight.shape[-1]
+    return _conv(x, weight, None if bias is None else taps * bias, stride, padding, dilation)
+
+
+def conv_size_rounds_down_once_more(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """The output size (H + 2p - d(k-1)) // s, without the "- 1 ... + 1": short of a row where s does not divide it."""
+    out = _conv(x, weight, bias, stride, padding, dilation)
+    kh, kw = weight.shape[-2:]
+    rows = (x.shape[-2] + 2 * padding - dilation * (kh - 1)) // stride
+    cols = (x.shape[-1] + 2 * padding - dilation * (kw - 1)) // stride
+    return out[..., :rows, :cols]
+
+
+def _receptive_field(layers, *, add_strides=False, new_jump=False, dilation=True, start=1, size_only=False):
+    size, jump = start, 1
+    for k, s, d in layers:
+        if new_jump:
+            jump = jump + s if add_strides else jump * s
+        size += (k - 1) * (d if dilation else 1) * jump
+        if not new_jump:
+            jump = jump + s if add_strides else jump * s
+    return size if size_only else (size, jump)
+
+
+def rf_adds_strides(layers):
+    return _receptive_field(layers, add_strides=True)
+
+
+def rf_uses_the_new_jump(layers):
+    return _receptive_field(layers, new_jump=True)
+
+
+def rf_ignores_dilation(layers):
+    return _receptive_field(layers, dilation=False)
+
+
+def rf_returns_size_only(layers):
+    return _receptive_field(layers, size_only=True)
+
+
+def rf_starts_at_zero(layers):
+    return _receptive_field(layers, start=0)
+
+
+def _channels_checked(x, weight):
+    """The check that the exercise's dilated_conv2d is given (its first lines): the same words, so that a
+    student's answer that trips it gets the hint of the mistake that did."""
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"dilated_conv2d: x has {x.shape[1]} channels, but weight of shape "
+                         f"{tuple(weight.shape)} expects {weight.shape[1]}.")
+
+
+def _aspp(x, params, rates, *, pooling=True, upsample=True, pooling_first=False, relu_first=False,
+          pool_dims=(2, 3)):
+    import torch
+    import torch.nn.functional as F
+
+    def conv_bn_relu(inputs, layer, rate):
+        kernel = layer["weight"]
+        _channels_checked(inputs, kernel)
+        y = _conv(inputs, kernel, None, 1, rate * (kernel.shape[-1] // 2), rate)
+        if relu_first:
+            y = F.relu(y)
+        bn = layer["bn"]
+        y = F.batch_norm(y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], training=False, eps=1e-5)
+        return y if relu_first else F.relu(y)
+
+    with torch.no_grad():
+        height, width = x.shape[-2:]
+        branches = [conv_bn_relu(x, params["conv1x1"], 1)]
+        branches += [conv_bn_relu(x, layer, rate) for rate, layer in zip(rates, params["atrous"])]
+        if pooling:
+            pooled = conv_bn_relu(x.mean(dim=pool_dims, keepdim=True), params["pooling"], 1)
+            pooled = pooled.expand(-1, -1, height, width) if upsample else pooled
+            branches.insert(0, pooled) if pooling_first else branches.append(pooled)
+        return conv_bn_relu(torch.cat(branches, dim=1), params["project"], 1)
+
+
+def aspp_without_pooling(x, params, rates):
+    return _aspp(x, params, rates, pooling=False)
+
+
+def aspp_pooling_not_upsampled(x, params, rates):
+    return _aspp(x, params, rates, upsample=False)
+
+
+def aspp_pooling_first(x, params, rates):
+    return _aspp(x, params, rates, pooling_first=True)
+
+
+def aspp_relu_before_batch_norm(x, params, rates):
+    return _aspp(x, params, rates, relu_first=True)
+
+
+def aspp_pooled_over_channels(x, params, rates):
+    return _aspp(x, params, rates, pool_dims=(1, 2))
+
+
 # ----------------------------------------------------------------------------- 11 COCO
 
 def frequency_counts_crowds(coco):
@@ -763,7 +896,7 @@ def _m(function, hint: str) -> KnownMistake:
 
 A00, A01, A02, A03, A04, A05, A11 = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions",
                                      "04_transpose_convolution", "05_fcn", "11_coco_eda")
-A06, A07 = "06_unet", "07_segnet"
+A06, A07, A08 = "06_unet", "07_segnet", "08_deeplab"
 
 MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
     (A00, "confusion_matrix"): (
@@ -955,6 +1088,43 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                            "for channels of small variance."),
         _m(decoder_ignores_indices, "Hint: the stage upsamples without the encoder's indices; unpool with them "
                                     "(your max_unpool2d), so each value returns to where its maximum was."),
+    ),
+    (A08, "dilated_conv2d"): (
+        _m(dilation_as_stride, "Hint: the dilation went into the stride: the output is subsampled and the taps stay "
+                               "next to each other. Space the taps instead: row r*stride + u*dilation."),
+        _m(dilation_times_padding, "Hint: the padding is multiplied by the dilation and the taps stay next to each "
+                                   "other; pad by padding pixels and space the taps dilation pixels apart."),
+        _m(dilation_as_padding, "Hint: the dilation is used as the padding and the taps stay next to each other; "
+                                "pad by padding pixels and space the taps dilation pixels apart."),
+        _m(taps_one_apart_too_many, "Hint: the taps are dilation + 1 pixels apart (d zeros between taps); rate d "
+                                    "puts them d pixels apart (d - 1 zeros between them)."),
+        _m(taps_one_apart_too_few, "Hint: the taps are dilation - 1 pixels apart; rate d puts them d pixels apart: "
+                                   "tap u reads row r*stride + u*dilation of the padded input."),
+        _m(conv_bias_ignored, "Hint: the bias is never added; add bias[o] to every pixel of output channel o."),
+        _m(conv_bias_at_every_tap, "Hint: the bias is added once per kernel tap; add it once per output pixel, "
+                                   "after the sum over the taps."),
+        _m(conv_size_rounds_down_once_more, "Hint: the output is short of a row or column: its size is "
+                                            "(H + 2p - d(k - 1) - 1) // s + 1."),
+    ),
+    (A08, "receptive_field"): (
+        _m(rf_adds_strides, "Hint: the strides are added to the jump; they multiply: j_l = j_(l-1) * s_l."),
+        _m(rf_uses_the_new_jump, "Hint: the size uses the jump after the layer; use the jump of the layer's input, "
+                                 "j_(l-1): update the size before the jump."),
+        _m(rf_ignores_dilation, "Hint: the dilation is ignored; a dilated kernel adds (k - 1) * d * j_(l-1) pixels."),
+        _m(rf_returns_size_only, "Hint: only the size is returned; return the tuple (size, jump)."),
+        _m(rf_starts_at_zero, "Hint: the size is one short: start from one pixel, r_0 = 1 (and j_0 = 1)."),
+    ),
+    (A08, "aspp"): (
+        _m(aspp_without_pooling, "Hint: the image-pooling branch is missing: the projection expects (2 + "
+                                 "len(rates)) * C_out channels, with the pooled branch last."),
+        _m(aspp_pooling_not_upsampled, "Hint: the pooled branch is still 1x1 when it is concatenated; upsample it "
+                                       "back to h x w first (expand or F.interpolate)."),
+        _m(aspp_pooling_first, "Hint: the branches are concatenated in the wrong order: 1x1 first, then the rates "
+                               "in order, then image pooling last."),
+        _m(aspp_relu_before_batch_norm, "Hint: the ReLU comes before the batch norm; each layer is conv, then batch "
+                                        "norm, then ReLU."),
+        _m(aspp_pooled_over_channels, "Hint: the image pooling averages over the wrong axes; x is (N, C, h, w): "
+                                      "average over the positions, x.mean(dim=(2, 3), keepdim=True)."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),

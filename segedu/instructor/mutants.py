@@ -70,11 +70,11 @@ TIMEOUT_S = 10.0         # seconds per mutant at most ...
 ADAPTIVE_FACTOR = 20.0   # ... and at most this many times the unmutated solution's time,
 ADAPTIVE_MIN_S = 2.0     # but never less than this
 EXERCISES = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions", "04_transpose_convolution",
-             "05_fcn", "06_unet", "07_segnet", "11_coco_eda")
+             "05_fcn", "06_unet", "07_segnet", "08_deeplab", "11_coco_eda")
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # seconds per mutant, roughly
-SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "04_transpose_convolution": 1, "07_segnet": 1}
+SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "08_deeplab": 2, "04_transpose_convolution": 1, "07_segnet": 1}
 
 # (assignment, function, mutant id) -> why no input (that the grading accepts) can tell the mutant from the
 # solution. A mutant listed here that the operators no longer produce is an error (the list cannot rot).
