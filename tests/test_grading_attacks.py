@@ -727,3 +727,71 @@ def test_unpooling_by_torch_earns_nothing_in_the_sandbox(attacked_unpooling):
     # the decoder stage calls the student's own max_unpool2d, so it fails with it
     for student in ("4001", "4002", "4003", "4004", "4005", "4006"):
         assert float(rows[student]["score"]) == 0, (student, rows[student])
+
+
+# ----------------------------------------------------------------------------- torch's convolutions
+
+D = "08_deeplab"
+
+
+@pytest.fixture(scope="module")
+def attacked_convolution(tmp_path_factory):
+    """Exercise 08 forbids every convolution in torch, which answers still import: the kernel guard has
+    switched those operators off before any student code runs, whatever the student patches."""
+    base = tmp_path_factory.mktemp("attacks08")
+    release = nbformat.read(ROOT / "exercises" / D / f"{D}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / D / f"{D}.ipynb", as_version=4))
+    stubs = {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    header = "def dilated_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):\n"
+    silence = "import segedu_tripwire\nsegedu_tripwire.Tripwire._hook = lambda self, *args: None\n"
+    routes = {
+        "5001": silence + header + "    return F.conv2d(x, weight, bias, stride, padding, dilation)\n",
+        "5002": ("import segedu_kernel_runner, contextlib\n"
+                 "segedu_kernel_runner._watch = lambda forbidden: contextlib.nullcontext(None)\n"
+                 + header + ("    n, _, h, w = x.shape\n"
+                             "    kh, kw = weight.shape[-2:]\n"
+                             "    h_out = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1\n"
+                             "    w_out = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1\n"
+                             "    patches = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)\n"
+                             "    out = (weight.reshape(weight.shape[0], -1) @ patches).reshape(n, -1, h_out, w_out)\n"
+                             "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")),
+        "5003": silence + "import torch._decomp.decompositions as decompositions\n" + header + (
+            "    n, _, h, w = x.shape\n"
+            "    kh, kw = weight.shape[-2:]\n"
+            "    h_out = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1\n"
+            "    w_out = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1\n"
+            "    patches = decompositions.im2col(x, [kh, kw], [dilation] * 2, [padding] * 2, [stride] * 2)\n"
+            "    out = (weight.reshape(weight.shape[0], -1) @ patches).reshape(n, -1, h_out, w_out)\n"
+            "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n"),
+        "5004": silence + header + (
+            "    layer = torch.nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[-2:], stride, padding,\n"
+            "                            dilation, bias=bias is not None).to(x.dtype)\n"
+            "    with torch.no_grad():\n"
+            "        layer.weight.copy_(weight)\n"
+            "        if bias is not None:\n"
+            "            layer.bias.copy_(bias)\n"
+            "        return layer(x)\n"),
+        # TorchScript runs in its own interpreter, where no profile hook sees a call (found by helper C)
+        "5005": ("import torch\n"
+                 "from typing import Optional\n"
+                 "@torch.jit.script\n"
+                 "def scripted(x, weight, bias: Optional[torch.Tensor], stride: int, padding: int, dilation: int):\n"
+                 "    return torch.conv2d(x, weight, bias, stride, padding, dilation)\n"
+                 + header + "    return scripted(x, weight, bias, stride, padding, dilation)\n"),
+    }
+    notebooks = {"5000": fill_in(release, answers),
+                 # what the routes may keep: the points of the other answers, with the convolution unanswered
+                 "5009": fill_in(release, dict(answers, dilated_conv2d=stubs["dilated_conv2d"]))}
+    notebooks.update({student: fill_in(release, dict(answers, dilated_conv2d=code)) for student, code in routes.items()})
+    return _grade_class(base, D, notebooks)
+
+
+def test_convolution_by_torch_earns_nothing_in_the_sandbox(attacked_convolution):
+    rows = attacked_convolution
+    full = float(rows["5000"]["score"])
+    assert full > 0 and rows["5000"]["status"] == "ok" and float(rows["5000"]["max_score"]) == full, rows["5000"]
+    unanswered = float(rows["5009"]["score"])
+    assert unanswered < full   # the ASPP uses the student's own convolution, so it fails with it
+    for student in ("5001", "5002", "5003", "5004", "5005"):
+        assert float(rows[student]["score"]) == unanswered, (student, rows[student])

@@ -20,12 +20,11 @@ import torch
 import torch.nn.functional as F
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "segedu" / "grading" / "kernel"
-CONVOLUTION = ("convolution", "_convolution", "convolution_overrideable", "convolution_backward",
-               "convolution_backward_overrideable", "conv_tbc", "mkldnn_convolution", "_slow_conv2d_forward",
-               "slow_conv_dilated2d", "slow_conv_transpose2d", "thnn_conv2d", "_nnpack_spatial_convolution",
-               "im2col", "col2im", "_convolution_mode", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-               "quantized::conv2d.new", "quantized::conv2d")
-UNPOOLING = ("max_unpool2d", "max_unpool3d")
+from segedu.grading.exercises import EXERCISES  # noqa: E402  (after the constants it sits with)
+
+#: the operators the exercises block, as the grader hands them to the guard
+CONVOLUTION = EXERCISES["08_deeplab"].blocked_operators
+UNPOOLING = EXERCISES["07_segnet"].blocked_operators
 
 PRELUDE = '''
 import json, torch, torch.nn.functional as F
@@ -48,7 +47,10 @@ def run_guarded(code: str, operators, *, cell: bool = True, guard: dict | None =
     env = dict(os.environ, PYTHONPATH=str(KERNEL_DIR), SEGEDU_KERNEL_GUARD=json.dumps(guard or config))
     source = PRELUDE + textwrap.dedent(code)
     filename = "<ipython-input-1-0123abcd>" if cell else "<startup>"
-    wrapper = f"exec(compile({source!r}, {filename!r}, 'exec'))"
+    # IPython keeps each cell's source in linecache, so that inspect (and torch.jit.script) can read it
+    wrapper = (f"import linecache\nsource = {source!r}\n"
+               f"linecache.cache[{filename!r}] = (len(source), None, source.splitlines(True), {filename!r})\n"
+               f"exec(compile(source, {filename!r}, 'exec'))")
     result = subprocess.run([sys.executable, "-c", wrapper], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -82,6 +84,9 @@ def convolution_routes():
         report("torch._decomp im2col", lambda: torch._decomp.decompositions.im2col(x, [3, 3], [2, 2], [0, 0], [1, 1]))
         report("decomposition table", lambda: next(f for o, f in torch._decomp.decomposition_table.items()
                                                    if "im2col" in str(o))(x, [3, 3], [1, 1], [0, 0], [1, 1]))
+        def convolve(a, b):
+            return torch.conv2d(a, b)
+        report("TorchScript made before the answer", lambda: torch.jit.script(convolve)(x, w))
         report("conv_tbc", lambda: torch.conv_tbc(x[0].permute(2, 0, 1), w[:, :, 0].permute(2, 1, 0), torch.zeros(3)))
         report("quantized", lambda: torch.ao.nn.quantized.functional.conv2d(
             torch.quantize_per_tensor(x, 0.1, 128, torch.quint8), torch.quantize_per_tensor(w, 0.1, 0, torch.qint8),
@@ -92,7 +97,8 @@ def convolution_routes():
         report("F.conv2d after the finalizers", lambda: F.conv2d(x, w))
         report("subprocess", lambda: __import__("subprocess").run([__import__("sys").executable, "-S", "-c", "1"]))
         report("os.system", lambda: __import__("os").system("true"))
-        report("ctypes", lambda: __import__("ctypes").CDLL(torch._C.__file__))
+        report("import scipy and ctypes (honest notebooks do)", lambda: __import__("scipy.special").special.erf(
+            __import__("ctypes").c_double(0.5).value) and None)
         report("einsum", lambda: torch.einsum("nchw,c->nhw", x, torch.ones(2)))
         report("interpolate", lambda: F.interpolate(x, size=(9, 11), mode="bilinear", align_corners=False))
         report("batch_norm", lambda: F.batch_norm(x, torch.zeros(2), torch.ones(2) * 2))
@@ -107,7 +113,8 @@ def convolution_routes():
 @pytest.mark.parametrize("route", [
     "F.conv2d", "nn.Conv2d", "torch.conv2d alias", "F.conv_transpose2d", "F.conv1d", "torch.ops.aten.convolution",
     "redispatch below autograd", "MKL-DNN tensors", "the gradient of a convolution", "F.unfold",
-    "torch._decomp im2col", "conv_tbc", "quantized", "F.conv2d after the finalizers"])
+    "torch._decomp im2col", "conv_tbc", "quantized", "F.conv2d after the finalizers",
+    "TorchScript made before the answer"])
 def test_every_route_to_a_convolution_is_switched_off(convolution_routes, route):
     assert_blocked(convolution_routes[route], "switched off in this grading kernel", "exercise 99")
 
@@ -117,7 +124,7 @@ def test_the_decomposition_table_no_longer_has_im2col(convolution_routes):
     assert not outcome["ran"] and outcome["error"] in ("StopIteration", "RuntimeError"), outcome
 
 
-@pytest.mark.parametrize("route", ["reload the decompositions", "gc search", "subprocess", "os.system", "ctypes"])
+@pytest.mark.parametrize("route", ["reload the decompositions", "gc search", "subprocess", "os.system"])
 def test_the_audit_hook_refuses_what_could_undo_the_guard(convolution_routes, route):
     outcome = convolution_routes[route]
     assert_blocked(outcome, "not allowed in a grading kernel")
@@ -143,6 +150,7 @@ def test_what_answers_may_use_still_computes_the_same(convolution_routes):
         assert torch.allclose(torch.tensor(outcome["value"]), value), route
     # the finalizers were detached, so running the rest of them changes nothing
     assert convolution_routes["run the finalizers"]["ran"]
+    assert convolution_routes["import scipy and ctypes (honest notebooks do)"]["ran"]
 
 
 def test_unpooling_routes_are_switched_off_and_convolution_stays():

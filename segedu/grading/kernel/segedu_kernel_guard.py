@@ -17,11 +17,14 @@ instead, at interpreter start (``sitecustomize`` beside this file imports it whe
    re-executing their source files is refused, so a reload cannot bring them back.
 3. **An audit hook (PEP 578), which cannot be removed once added, refuses** from the first notebook
    cell on what could reach the registrations or a fresh, unguarded interpreter: ``gc`` object
-   searches, ``ctypes`` library loading and starting programs (``subprocess``, ``os.system``,
-   ``os.exec*``, ``os.posix_spawn``).
+   searches and starting programs (``subprocess``, ``os.system``, ``os.exec*``, ``os.posix_spawn``).
+   Loading libraries stays allowed: ``import ctypes``, scipy and torchvision do it, and honest
+   notebooks import those.
 
 None of this judges anything: the verdict is still computed outside the kernel. It only makes the
-forbidden peers unavailable to the student's code, whatever that code patches.
+forbidden peers unavailable to the student's code, whatever that code patches. What it does not
+stop is an exploit of the interpreter itself (reading process memory through ``ctypes`` to find and
+undo the registrations); the similarity check and the instructor's review are the answer to that.
 
 The file is standalone (stdlib; torch only when operators are blocked), like the runner beside it.
 """
@@ -41,8 +44,6 @@ REFUSED_EVENTS = {
     "gc.get_objects": "searching the garbage collector's objects",
     "gc.get_referrers": "searching the garbage collector's objects",
     "gc.get_referents": "searching the garbage collector's objects",
-    "ctypes.dlopen": "loading a C library with ctypes",
-    "ctypes.dlsym": "looking up C symbols with ctypes",
     "subprocess.Popen": "starting another program",
     "os.system": "starting another program",
     "os.exec": "starting another program",
