@@ -105,6 +105,9 @@ UNITS = (
     Unit("07", "segnet", "SegNet: max-pooling indices, sparse unpooling, and SegNet against U-Net",
          modules=("segedu.models.segnet", "segedu.conv"), tests=("tests/test_segnet.py", "tests/test_pooling.py"),
          kind="torch"),
+    Unit("08", "deeplab", "DeepLab: atrous convolution, receptive fields, ASPP, output stride 8 against 16, a dense CRF",
+         modules=("segedu.models.deeplab", "segedu.conv", "segedu.crf"),
+         tests=("tests/test_deeplab.py", "tests/test_receptive_field.py", "tests/test_crf.py"), kind="torch"),
     Unit("11", "coco_eda", "assignment: COCO EDA with FiftyOne, preprocessing, a model, COCO mask AP, and a report",
          modules=("segedu.data.coco",),
          tests=("tests/test_coco.py", "tests/test_coco_eval.py", "tests/test_coco_stats.py")),
@@ -124,7 +127,7 @@ def unit(key: str) -> Unit:
 
 #: Units the course plans (COURSE.md) that this version of the package does not have yet. Names that
 #: they will add raise :func:`later_unit_error`; a unit's row moves to :data:`UNITS` when it lands.
-PLANNED_UNITS = {"08": "DeepLab", "09": "Mask R-CNN", "10": "SAM"}
+PLANNED_UNITS = {"09": "Mask R-CNN", "10": "SAM"}
 
 
 def later_unit_error(qualified_name: str, unit_id: str) -> AttributeError:

@@ -119,7 +119,8 @@ DEMO_PATTERNS = [
     (re.compile(r"fine-tuned for \d+ steps in (?P<seconds>[\d.]+) s on \w+\s*\n(?:.*\n)*?\+ fine-tuned with it"
                 r"\s+[\d.]+\s+[\d.]+\s+(?P<quality>[\d.]+)(?P<metric>)"), "U-Net fine-tuned with the weight map (F1)"),
     # 07_segnet: "SegNet seed 0, 2 more epochs on cpu: trained in 6.4 s, validation mean IoU 0.641 -> 0.759 ..."
-    (re.compile(r"(?P<name>SegNet) seed \d+, \d+ more epochs on \w+: trained in (?P<seconds>[\d.]+) s, "
+    # 08_deeplab: "DeepLab seed 0, 1 more epoch on cpu: trained in 3.5 s, validation mean IoU 0.888 -> 0.889 ..."
+    (re.compile(r"(?P<name>SegNet|DeepLab) seed \d+, \d+ more epochs? on \w+: trained in (?P<seconds>[\d.]+) s, "
                 r"validation mean IoU [\d.]+ -> (?P<quality>[\d.]+)"), None),
 ]
 

@@ -383,7 +383,7 @@ del _seed, _variant
 
 # Later units register their checkpoints in a module of their own, imported here so that REGISTRY is
 # complete whenever this module is: segedu.models.unet_recipes (U-Net on the nuclei) and
-# segedu.models.segnet_recipes (SegNet against U-Net).
-for _module in ("segedu.models.unet_recipes", "segedu.models.segnet_recipes"):
+# segedu.models.segnet_recipes (SegNet against U-Net), segedu.models.deeplab_recipes (DeepLab, ASPP and output stride).
+for _module in ("segedu.models.unet_recipes", "segedu.models.segnet_recipes", "segedu.models.deeplab_recipes"):
     importlib.import_module(_module)
 del _module
