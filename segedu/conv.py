@@ -1441,10 +1441,15 @@ def _check_layer(layer, index: int) -> tuple[int, int, int]:
             f"{where} must have 3 entries (kernel_size, stride, dilation), but got {tuple(layer)!r} with "
             f"{len(layer)}.{fix}"
         )
-    k, s, d = (
-        check_positive_int(value, f"{where}[{i}] ({what})")
-        for i, (value, what) in enumerate(zip(layer, ("kernel_size", "stride", "dilation")))
-    )
+    entries = []
+    for i, (value, what) in enumerate(zip(layer, ("kernel_size", "stride", "dilation"))):
+        name = f"{where}[{i}] ({what})"
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value < 1:
+            # 0 is how "none" is often written; for a stride or a dilation, none is 1
+            note = {"stride": " (1 for no stride)", "dilation": " (1 for no dilation)"}.get(what, "")
+            raise SegeduInputError(f"{name} must be at least 1{note}, but got {value}.")
+        entries.append(check_positive_int(value, name))
+    k, s, d = entries
     return k, s, d
 
 

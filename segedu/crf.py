@@ -63,13 +63,15 @@ Normalised messages
 -------------------
 With ``normalize=True`` (the default) each message is divided by the kernel's mass at the pixel,
 :math:`\sum_j k^{(m)}(\mathbf{f}_i, \mathbf{f}_j) = 1 + \sum_{j \ne i} k^{(m)}(\mathbf{f}_i,
-\mathbf{f}_j)`, as the authors' code does (densecrf, and pydensecrf by default). A well-connected
-pixel then receives the weighted *average* of its neighbours' distributions, so the weights
-:math:`w_m` are in units of the unary log-probabilities, whatever the image size and kernel
-widths. Counting the pixel itself in the mass (it has no vote) keeps a pixel whose colour no
-neighbour shares from receiving a full-strength average of a few far, barely similar pixels: its
-message stays as weak as its connections. ``normalize=False`` is the energy exactly as written
-above, whose messages grow with the kernel widths (about :math:`2\pi\theta^2` for a flat image).
+\mathbf{f}_j)`, as the authors' NIPS 2011 code does (densecrf's ``NORMALIZE_AFTER``; pydensecrf and
+the later densecrf default to the symmetric ``NORMALIZE_SYMMETRIC``, :math:`D^{-1/2} K D^{-1/2}` with
+:math:`D` the diagonal matrix of these masses). A well-connected pixel then receives the
+weighted *average* of its neighbours' distributions, so the weights :math:`w_m` are in units of
+the unary log-probabilities, whatever the image size and kernel widths. Counting the pixel
+itself in the mass (it has no vote) keeps a pixel whose colour no neighbour shares from receiving
+a full-strength average of a few far, barely similar pixels: its message stays as weak as its
+connections. ``normalize=False`` is the energy exactly as written above, whose messages grow
+with the kernel widths (about :math:`2\pi\theta^2` for a flat image).
 
 References
 ----------
@@ -541,9 +543,11 @@ def dense_crf(probabilities, image, iterations=5, spatial_sigma=3.0, bilateral_s
         :math:`\mu(l, l')`: ``"potts"`` is ``1 - np.eye(K)``; an array gives any label costs.
     normalize : bool
         Divide each message by its kernel's mass :math:`\sum_j k(\mathbf{f}_i, \mathbf{f}_j)`
-        (the pixel itself included), as the authors' code does, so the weights are in units of
-        log-probability (module docstring). ``False`` uses the raw sums of the formula above,
-        whose size grows with the kernel widths (about :math:`2\pi\theta^2`).
+        (the pixel itself included), as the authors' NIPS 2011 code does (densecrf's
+        ``NORMALIZE_AFTER``; pydensecrf defaults to the symmetric ``NORMALIZE_SYMMETRIC``), so
+        the weights are in units of log-probability (module docstring). ``False`` uses the raw
+        sums of the formula above, whose size grows with the kernel widths (about
+        :math:`2\pi\theta^2`).
     grid_step : float
         Cell width of the bilateral grid in kernel widths, in ``[0.5, 1.5]``. Smaller is closer
         to :func:`dense_crf_exact` and slower (the grid has about ``grid_step**-5`` times more

@@ -9,6 +9,7 @@ segedu.conv.receptive_field_by_gradient).
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import pytest
@@ -149,14 +150,67 @@ def test_aspp_warns_when_a_rate_sees_only_padding():
         aspp(torch.rand(1, 8, 8, 8))  # every rate below the map's size: no warning
 
 
-def test_aspp_warning_needs_both_sides_within_the_rate():
+def test_aspp_both_sides_message_is_unchanged():
+    """Lecture 08 prints these warnings for its 6×6 map: the both-sides wording stays as it was."""
+    aspp = ASPP(16, 8, rates=(6, 12, 18)).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aspp(torch.randn(1, 16, 6, 6))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3 and all("acts as a 1×1 convolution" in m for m in messages)
+    assert messages[0] == (
+        "ASPP rate 6 is at least the feature map's size 6×6: every tap of that 3×3 atrous branch except the centre "
+        "falls on zero padding, so it acts as a 1×1 convolution. Use rates smaller than 6, a larger input, or a "
+        "smaller output stride (8 instead of 16)."
+    )
+
+
+@pytest.mark.parametrize(
+    "size, words",
+    [
+        ((6, 20), r"ASPP rate 6 is at least the feature map's height 6 \(the map is 6×20\).*6 rows above and below.*"
+                  r"acts as a 1×3 convolution.*smaller than 6.*output stride"),
+        ((20, 6), r"ASPP rate 6 is at least the feature map's width 6 \(the map is 20×6\).*6 columns left and right.*"
+                  r"acts as a 3×1 convolution.*smaller than 6.*output stride"),
+        ((7, 3), r"width 3 \(the map is 7×3\).*3×1 convolution.*smaller than 3"),
+        ((3, 7), r"height 3 \(the map is 3×7\).*1×3 convolution.*smaller than 3"),
+    ],
+)
+def test_aspp_warns_when_a_rate_is_at_least_one_side(size, words):
+    aspp = ASPP(8, 4, rates=(1, 6)).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aspp(torch.rand(1, 8, *size))
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1  # rate 1 reads data on both axes
+    assert re.search(words, messages[0]), messages[0]
+    assert "1×1 convolution" not in messages[0]
+
+
+def test_aspp_no_warning_while_every_rate_is_below_both_sides():
     aspp = ASPP(8, 4, rates=(6,)).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        aspp(torch.rand(1, 8, 7, 3))  # 7 rows: the taps at ±6 rows still read data
-        aspp(torch.rand(1, 8, 3, 7))
+        aspp(torch.rand(1, 8, 7, 7))  # taps at ±6 still read data on both axes
+        aspp(torch.rand(1, 8, 7, 40))
     with pytest.warns(UserWarning, match="ASPP rate 6"):
         aspp(torch.rand(1, 8, 6, 6))
+
+
+@pytest.mark.parametrize("size, axis", [((5, 11), "height"), ((11, 5), "width")])
+def test_a_branch_whose_rate_covers_one_side_really_acts_as_a_1x3_or_3x1_convolution(size, axis):
+    """The per-axis warning's claim, checked against torch's convolution with one row or column of the weights."""
+    torch.manual_seed(8)
+    rate = 5
+    conv = ASPPConv(4, 3, dilation=rate).double().eval()[0]
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    if axis == "height":  # the ±rate rows are padding: the middle row of taps, a 1×3 kernel along the width
+        expected = F.conv2d(x, conv.weight[:, :, 1:2, :], padding=(0, rate), dilation=(1, rate))
+    else:  # the ±rate columns are padding: the middle column, a 3×1 kernel along the height
+        expected = F.conv2d(x, conv.weight[:, :, :, 1:2], padding=(rate, 0), dilation=(rate, 1))
+    torch.testing.assert_close(conv(x), expected)
+    with pytest.warns(UserWarning, match="1×3" if axis == "height" else "3×1"):
+        ASPP(4, 3, rates=(rate,)).eval()(x.float())
 
 
 def test_a_degenerate_branch_really_acts_as_a_1x1_convolution():
@@ -178,8 +232,21 @@ def test_aspp_bad_input():
         ASPP(8, 4, rates=6)
     with pytest.raises(SegeduInputError, match="dropout is a probability"):
         ASPP(8, 4, dropout=2)
-    with pytest.raises(SegeduInputError, match=r"\(N, C, h, w\)"):
+    with pytest.raises(SegeduInputError, match=r"\(N, C, h, w\), but got \(8, 5, 5\).*batch axis with x\[None\]"):
         ASPP(8, 4)(torch.rand(8, 5, 5))
+    with pytest.raises(SegeduInputError, match=r"\(N, C, h, w\), but got \(5, 5\).*x\[None, None\]"):
+        ASPP(1, 4)(torch.rand(5, 5))
+    with pytest.raises(SegeduInputError, match=r"in_channels=16, but the feature map has 8 channels.*ASPP\(8, "
+                                               r".*backbone's output"):
+        ASPP(16, 8)(torch.randn(1, 8, 6, 6))
+    with pytest.raises(SegeduTypeError, match=r"floating-point feature map, but got dtype torch.int64.*x.float\(\)"):
+        ASPP(8, 4)(torch.zeros(1, 8, 6, 6, dtype=torch.int64))
+    with pytest.raises(SegeduTypeError, match=r"torch.Tensor of shape \(N, C, h, w\), but got a list"):
+        ASPP(8, 4)([[0.0]])
+    # the peer refuses the same inputs (with torch's raw messages): the checks turn away nothing it accepts
+    for x, in_channels in [(torch.randn(1, 8, 6, 6), 16), (torch.zeros(1, 8, 6, 6, dtype=torch.int64), 8)]:
+        with pytest.raises(RuntimeError):
+            TorchvisionASPP(in_channels, [1, 2], 4).eval()(x)
     with pytest.raises(SegeduInputError, match="batch of one image.*at least 2.*model.eval"):
         ASPP(8, 4, rates=(1,)).train()(torch.rand(1, 8, 5, 5))
 

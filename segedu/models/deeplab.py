@@ -33,7 +33,8 @@ convolution that gave up its stride keeps the dilation it had before and every c
 it gets the new one (torchvision's ``previous_dilation``), so each layer reads the same input pixels
 as in the undilated network: the receptive field does not change, only the resolution does
 (:func:`segedu.conv.receptive_field` of :meth:`DilatedResNet.layers` is the same at output stride
-8, 16 and 32). Padding equals dilation, so only strides change the size.
+8 and 16, and in the undilated stride-32 layout, which :class:`DilatedResNet` does not build).
+Padding equals dilation, so only strides change the size.
 The feature map is :math:`\lceil H / \text{OS} \rceil \times \lceil W / \text{OS} \rceil`
 (:func:`feature_size`).
 
@@ -269,12 +270,23 @@ class ASPP(nn.Module):
     dropout : float
         Dropout probability after the projection (0.5 as in torchvision).
 
+    Raises
+    ------
+    SegeduInputError
+        At forward time, for a feature map that is not ``(N, C, h, w)`` (an unbatched ``(C, h, w)``
+        map is told to add the batch axis) or whose channels are not ``in_channels``.
+    SegeduTypeError
+        At forward time, for an input that is not a tensor or not floating-point.
+
     Warns
     -----
     UserWarning
-        At forward time, when a rate is at least the feature map's height *and* width: every tap of
-        that branch but the centre falls on the zero padding, so it degenerates into a 1×1
-        convolution. The message names the fix (smaller rates, a larger input, or output stride 8).
+        At forward time, when a rate :math:`r` is at least a side of the feature map. The taps at
+        :math:`\pm r` along that axis fall on the zero padding for every pixel, so the branch
+        degenerates: into a 1×1 convolution when :math:`r` is at least the height *and* the width,
+        into a 1×3 convolution (one row of taps) when only :math:`r \ge h`, and into a 3×1 one
+        when only :math:`r \ge w`. The message names the axis and the fix (smaller rates, a larger
+        input, or output stride 8).
 
     Examples
     --------
@@ -298,6 +310,7 @@ class ASPP(nn.Module):
         super().__init__()
         in_channels = check_positive_int(in_channels, "in_channels")
         out_channels = check_positive_int(out_channels, "out_channels")
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.rates = _check_rates(rates)
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout <= 1.0:
             raise SegeduInputError(f"dropout is a probability in [0, 1] (0.5 in DeepLab v3), but got {dropout!r}.")
@@ -311,10 +324,39 @@ class ASPP(nn.Module):
         )
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise SegeduInputError(f"ASPP expects a feature map of shape (N, C, h, w), but got {shape}.")
+        self.check_input(x)
         return self.project(torch.cat(self.branch_outputs(x), dim=1))
+
+    def check_input(self, x) -> None:
+        """Raise an error that names the fix unless ``x`` is a floating-point ``(N, in_channels, h, w)`` tensor."""
+        if not isinstance(x, torch.Tensor):
+            raise SegeduTypeError(
+                f"ASPP expects a feature map, a torch.Tensor of shape (N, C, h, w), but got a {type(x).__name__}. "
+                f"Convert it with torch.as_tensor(x, dtype=torch.float32)."
+            )
+        if x.ndim != 4:
+            if x.ndim == 3:
+                fix = f" Add a batch axis with x[None] (shape {(1, *x.shape)})."
+            elif x.ndim == 2:
+                fix = (f" For a one-channel map, add the batch and channel axes with x[None, None] "
+                       f"(shape {(1, 1, *x.shape)}).")
+            else:
+                fix = " Pass the backbone's output, a batch of (C, h, w) maps."
+            raise SegeduInputError(
+                f"ASPP expects a feature map of shape (N, C, h, w), but got {tuple(x.shape)} ({x.ndim} axes).{fix}"
+            )
+        c = x.shape[1]
+        if c != self.in_channels:
+            raise SegeduInputError(
+                f"ASPP was built with in_channels={self.in_channels}, but the feature map has {c} channels "
+                f"(shape {tuple(x.shape)}). Build ASPP({c}, ...) for this map, or feed it the backbone's output "
+                f"(in_channels is the backbone's out_channels)."
+            )
+        if not x.is_floating_point():
+            raise SegeduTypeError(
+                f"ASPP expects a floating-point feature map, but got dtype {x.dtype}. Use x.float() (or x.to(dtype) "
+                f"with the dtype of ASPP's weights)."
+            )
 
     def branch_outputs(self, x) -> list[torch.Tensor]:
         """The five (or ``len(rates) + 2``) branches' outputs before concatenation, in ``convs`` order.
@@ -325,15 +367,32 @@ class ASPP(nn.Module):
         return [branch(x) for branch in self.convs]
 
     def _warn_if_rates_too_large(self, h: int, w: int) -> None:
+        # A tap at offset ±rate along an axis of n pixels reads data for some pixel exactly when rate < n.
+        fix = "a larger input, or a smaller output stride (8 instead of 16)."
         for rate in self.rates:
             if rate >= h and rate >= w:
-                warnings.warn(
+                message = (
                     f"ASPP rate {rate} is at least the feature map's size {h}×{w}: every tap of that 3×3 atrous "
                     f"branch except the centre falls on zero padding, so it acts as a 1×1 convolution. Use rates "
-                    f"smaller than {max(h, w)}, a larger input, or a smaller output stride (8 instead of 16).",
-                    UserWarning,
-                    stacklevel=2,
+                    f"smaller than {max(h, w)}, {fix}"
                 )
+            elif rate >= h:
+                message = (
+                    f"ASPP rate {rate} is at least the feature map's height {h} (the map is {h}×{w}): the taps "
+                    f"{rate} rows above and below every pixel fall on zero padding, so that 3×3 atrous branch acts "
+                    f"as a 1×3 convolution (one row of taps, along the width only). Use rates smaller than {h}, "
+                    f"{fix}"
+                )
+            elif rate >= w:
+                message = (
+                    f"ASPP rate {rate} is at least the feature map's width {w} (the map is {h}×{w}): the taps "
+                    f"{rate} columns left and right of every pixel fall on zero padding, so that 3×3 atrous branch "
+                    f"acts as a 3×1 convolution (one column of taps, along the height only). Use rates smaller "
+                    f"than {w}, {fix}"
+                )
+            else:
+                continue
+            warnings.warn(message, UserWarning, stacklevel=2)
 
     def extra_repr(self) -> str:
         return f"rates={self.rates}"
