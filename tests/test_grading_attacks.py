@@ -709,6 +709,21 @@ def attacked_unpooling(tmp_path_factory):
                  + header + ("    size = output_size or ((x.shape[-2] - 1) * (stride or kernel_size) + kernel_size,\n"
                              "                           (x.shape[-1] - 1) * (stride or kernel_size) + kernel_size)\n"
                              "    return decompositions.max_unpool2d(x, indices, list(size[-2:]))\n")),
+        # C++ operator handles, which run no Python frame the tripwire could see (found by reviewer R1):
+        # the .out overload of the unpooling kernel, and max-pooling's backward, which scatters a
+        # gradient to the indices it is given
+        "4007": ("_unpool = torch._C._get_operation_overload('aten::max_unpool2d', 'out')[0]\n" + header + (
+            "    size = output_size or ((x.shape[-2] - 1) * (stride or kernel_size) + kernel_size,\n"
+            "                           (x.shape[-1] - 1) * (stride or kernel_size) + kernel_size)\n"
+            "    return _unpool(x, indices, list(size[-2:]), out=torch.empty(0, dtype=x.dtype))\n")),
+        "4008": ("_backward = torch._C._get_operation_overload('aten::max_pool2d_with_indices_backward', '')[0]\n"
+                 + header + (
+            "    stride = kernel_size if stride is None else stride\n"
+            "    size = output_size or ((x.shape[-2] - 1) * stride + kernel_size, (x.shape[-1] - 1) * stride + kernel_size)\n"
+            "    def scatter(values):\n"
+            "        return _backward(values, torch.zeros(*x.shape[:2], *size[-2:], dtype=x.dtype), [kernel_size] * 2,\n"
+            "                         [stride] * 2, [0, 0], [1, 1], False, indices)\n"
+            "    return scatter(x) / scatter(torch.ones_like(x)).clamp(min=1)\n")),
     }
     notebooks = {"4000": fill_in(release, answers)}
     notebooks.update({student: fill_in(release, dict(answers, max_unpool2d=code)) for student, code in routes.items()})
@@ -725,7 +740,7 @@ def test_unpooling_by_torch_earns_nothing_in_the_sandbox(attacked_unpooling):
     rows = attacked_unpooling
     assert float(rows["4000"]["score"]) == 7 and rows["4000"]["status"] == "ok", rows["4000"]
     # the decoder stage calls the student's own max_unpool2d, so it fails with it
-    for student in ("4001", "4002", "4003", "4004", "4005", "4006"):
+    for student in ("4001", "4002", "4003", "4004", "4005", "4006", "4007", "4008"):
         assert float(rows[student]["score"]) == 0, (student, rows[student])
 
 
@@ -779,6 +794,55 @@ def attacked_convolution(tmp_path_factory):
                  "def scripted(x, weight, bias: Optional[torch.Tensor], stride: int, padding: int, dilation: int):\n"
                  "    return torch.conv2d(x, weight, bias, stride, padding, dilation)\n"
                  + header + "    return scripted(x, weight, bias, stride, padding, dilation)\n"),
+        # found by reviewer R1: C++ operator handles (no Python frame for the tripwire), oneDNN's
+        # convolution under another name, the backward of the slow convolution, and numpy's 1-D
+        # correlation of the flattened image
+        "5006": ("_im2col = torch._C._get_operation_overload('aten::im2col', 'out')[0]\n" + header + (
+            "    n, _, h, w = x.shape\n"
+            "    kh, kw = weight.shape[-2:]\n"
+            "    h_out = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1\n"
+            "    w_out = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1\n"
+            "    patches = _im2col(x, [kh, kw], [dilation] * 2, [padding] * 2, [stride] * 2,\n"
+            "                      out=torch.empty(0, dtype=x.dtype))\n"
+            "    out = (weight.reshape(weight.shape[0], -1) @ patches).reshape(n, -1, h_out, w_out)\n"
+            "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")),
+        "5007": ("_pointwise = torch._C._get_operation_overload('mkldnn::_convolution_pointwise', '')[0]\n" + header + (
+            "    def run(a, b):\n"
+            "        return _pointwise(a.contiguous(), b.contiguous(), None, [padding] * 2, [stride] * 2,\n"
+            "                          [dilation] * 2, 1, 'none', [], '')\n"
+            "    xh, wh = x.float(), weight.float()   # float32 only: float64 as a sum of two float32 parts\n"
+            "    xl, wl = (x - xh.to(x.dtype)).float(), (weight - wh.to(x.dtype)).float()\n"
+            "    out = run(xh, wh).to(x.dtype) + run(xh, wl).to(x.dtype) + run(xl, wh).to(x.dtype)\n"
+            "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")),
+        "5008": ("_backward = torch._C._get_operation_overload('aten::_slow_conv2d_backward', 'output_mask')[0]\n"
+                 + header + (
+            "    n, c, h, w = x.shape\n"
+            "    kh, kw = weight.shape[-2:]\n"
+            "    h1, w1 = h + 2 * padding - dilation * (kh - 1), w + 2 * padding - dilation * (kw - 1)\n"
+            "    _, grad_weight, _ = _backward(weight.transpose(0, 1).contiguous(), x.transpose(0, 1).contiguous(),\n"
+            "                                  torch.zeros(weight.shape[0], n, h1, w1, dtype=x.dtype), [h1, w1],\n"
+            "                                  [dilation] * 2, [padding] * 2, [False, True, False])\n"
+            "    out = grad_weight.transpose(0, 1)[:, :, ::stride, ::stride].contiguous()\n"
+            "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")),
+        "5010": ("import numpy as np\n" + header + (
+            "    n, c, h, w = x.shape\n"
+            "    o, _, kh, kw = weight.shape\n"
+            "    xp = np.pad(x.detach().numpy(), ((0, 0), (0, 0), (padding, padding), (padding, padding)))\n"
+            "    hp, wp = xp.shape[-2:]\n"
+            "    h1, w1 = hp - dilation * (kh - 1), wp - dilation * (kw - 1)\n"
+            "    out = np.zeros((n, o, h1, w1), dtype=xp.dtype)\n"
+            "    span = (kh - 1) * dilation * wp + (kw - 1) * dilation + 1\n"
+            "    for oi in range(o):\n"
+            "        for ci in range(c):\n"
+            "            k = np.zeros(span, dtype=xp.dtype)\n"
+            "            for a in range(kh):\n"
+            "                for b in range(kw):\n"
+            "                    k[a * dilation * wp + b * dilation] = weight[oi, ci, a, b].item()\n"
+            "            for ni in range(n):\n"
+            "                full = np.correlate(xp[ni, ci].ravel(), k, mode='valid')\n"
+            "                out[ni, oi] += np.pad(full, (0, hp * wp - full.size)).reshape(hp, wp)[:h1, :w1]\n"
+            "    out = torch.from_numpy(out)[:, :, ::stride, ::stride].contiguous()\n"
+            "    return out if bias is None else out + bias.reshape(1, -1, 1, 1)\n")),
     }
     notebooks = {"5000": fill_in(release, answers),
                  # what the routes may keep: the points of the other answers, with the convolution unanswered
@@ -793,5 +857,5 @@ def test_convolution_by_torch_earns_nothing_in_the_sandbox(attacked_convolution)
     assert full > 0 and rows["5000"]["status"] == "ok" and float(rows["5000"]["max_score"]) == full, rows["5000"]
     unanswered = float(rows["5009"]["score"])
     assert unanswered < full   # the ASPP uses the student's own convolution, so it fails with it
-    for student in ("5001", "5002", "5003", "5004", "5005"):
+    for student in ("5001", "5002", "5003", "5004", "5005", "5006", "5007", "5008", "5010"):
         assert float(rows[student]["score"]) == unanswered, (student, rows[student])

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "segedu" / "grading" / "kernel"
 from segedu.grading.exercises import EXERCISES  # noqa: E402  (after the constants it sits with)
 
-#: the operators the exercises block, as the grader hands them to the guard
+#: the operators and functions the exercises block, as the grader hands them to the guard
 CONVOLUTION = EXERCISES["08_deeplab"].blocked_operators
+CORRELATION = EXERCISES["08_deeplab"].blocked_functions
 UNPOOLING = EXERCISES["07_segnet"].blocked_operators
 
 PRELUDE = '''
@@ -41,9 +42,10 @@ w = torch.randn(3, 2, 3, 3)
 '''
 
 
-def run_guarded(code: str, operators, *, cell: bool = True, guard: dict | None = None) -> dict:
+def run_guarded(code: str, operators, *, cell: bool = True, guard: dict | None = None, functions=()) -> dict:
     """Run ``code`` in a fresh interpreter with the guard; ``{route: outcome}`` of its report() calls."""
-    config = {"blocked_operators": list(operators), "rule": "exercise 99 asks you to write it yourself."}
+    config = {"blocked_operators": list(operators), "blocked_functions": list(functions),
+              "rule": "exercise 99 asks you to write it yourself."}
     env = dict(os.environ, PYTHONPATH=str(KERNEL_DIR), SEGEDU_KERNEL_GUARD=json.dumps(guard or config))
     source = PRELUDE + textwrap.dedent(code)
     filename = "<ipython-input-1-0123abcd>" if cell else "<startup>"
@@ -91,6 +93,20 @@ def convolution_routes():
         report("quantized", lambda: torch.ao.nn.quantized.functional.conv2d(
             torch.quantize_per_tensor(x, 0.1, 128, torch.quint8), torch.quantize_per_tensor(w, 0.1, 0, torch.qint8),
             torch.zeros(3), scale=0.1, zero_point=128).dequantize())
+        handle = lambda name, overload: torch._C._get_operation_overload(name, overload)[0]
+        report("im2col.out by a C++ handle", lambda: handle("aten::im2col", "out")(
+            x, [3, 3], [2, 2], [0, 0], [1, 1], out=torch.empty(0)))
+        report("_slow_conv2d_forward.output", lambda: handle("aten::_slow_conv2d_forward", "output")(
+            x, w, [3, 3], None, [1, 1], [0, 0], output=torch.empty(0)))
+        report("oneDNN pointwise convolution", lambda: torch.ops.mkldnn._convolution_pointwise(
+            x, w, None, [0, 0], [1, 1], [1, 1], 1, "none", [], ""))
+        report("oneDNN by a C++ handle", lambda: handle("mkldnn::_convolution_pointwise", "")(
+            x, w, None, [0, 0], [1, 1], [1, 1], 1, "none", [], ""))
+        report("the backward of the slow convolution", lambda: handle("aten::_slow_conv2d_backward", "output_mask")(
+            w.transpose(0, 1), x.transpose(0, 1), torch.zeros(2, 3, 4, 5), [4, 5], [1, 1], [0, 0],
+            [False, True, False]))
+        report("numpy's correlate", lambda: __import__("numpy").correlate([1.0, 2.0, 3.0], [1.0, 1.0]))
+        report("numpy's convolve", lambda: __import__("numpy").convolve([1.0, 2.0, 3.0], [1.0, 1.0]))
         report("reload the decompositions", lambda: __import__("importlib").reload(torch._decomp.decompositions))
         report("gc search", lambda: __import__("gc").get_objects())
         report("run the finalizers", lambda: [f() for f in list(__import__("weakref").finalize._registry)])
@@ -107,14 +123,16 @@ def convolution_routes():
         report("adaptive_avg_pool2d", lambda: F.adaptive_avg_pool2d(x, 1))
         report("max_unpool2d (not blocked here)",
                lambda: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2, output_size=(6, 7)))
-    ''', CONVOLUTION)
+    ''', CONVOLUTION, functions=CORRELATION)
 
 
 @pytest.mark.parametrize("route", [
     "F.conv2d", "nn.Conv2d", "torch.conv2d alias", "F.conv_transpose2d", "F.conv1d", "torch.ops.aten.convolution",
     "redispatch below autograd", "MKL-DNN tensors", "the gradient of a convolution", "F.unfold",
     "torch._decomp im2col", "conv_tbc", "quantized", "F.conv2d after the finalizers",
-    "TorchScript made before the answer"])
+    "TorchScript made before the answer", "im2col.out by a C++ handle", "_slow_conv2d_forward.output",
+    "oneDNN pointwise convolution", "oneDNN by a C++ handle", "the backward of the slow convolution",
+    "numpy's correlate", "numpy's convolve"])
 def test_every_route_to_a_convolution_is_switched_off(convolution_routes, route):
     assert_blocked(convolution_routes[route], "switched off in this grading kernel", "exercise 99")
 
@@ -162,14 +180,43 @@ def test_unpooling_routes_are_switched_off_and_convolution_stays():
         report("with autograd", lambda: F.max_unpool2d(values.clone().requires_grad_(), indices, 2))
         report("torch._decomp", lambda: torch._decomp.decompositions.max_unpool2d(values, indices, [6, 6]))
         report("3-D", lambda: F.max_unpool3d(*F.max_pool3d(x[None], 2, return_indices=True), 2))
+        report("max_unpool2d.out by a C++ handle", lambda: torch._C._get_operation_overload(
+            "aten::max_unpool2d", "out")[0](values, indices, [6, 7], out=torch.empty(0)))
+        report("max-pooling's backward", lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            values, x, [2, 2], [2, 2], [0, 0], [1, 1], False, indices))
+        report("fractional max-pooling's backward", lambda: torch.ops.aten.fractional_max_pool2d_backward(
+            values, x, [2, 2], [3, 3], indices))
         report("convolution", lambda: F.conv2d(x, w))
+        report("max_pool2d forward", lambda: F.max_pool2d(x, 2, return_indices=True)[0])
     ''', UNPOOLING)
-    for route in ("F.max_unpool2d", "nn.MaxUnpool2d", "torch.ops.aten", "with autograd", "torch._decomp", "3-D"):
-        assert_blocked(routes[route], "max_unpool")
+    for route in ("F.max_unpool2d", "nn.MaxUnpool2d", "torch.ops.aten", "with autograd", "torch._decomp", "3-D",
+                  "max_unpool2d.out by a C++ handle", "max-pooling's backward", "fractional max-pooling's backward"):
+        assert_blocked(routes[route], "switched off in this grading kernel")
     assert routes["convolution"]["ran"]
+    assert routes["max_pool2d forward"]["ran"]
     torch.manual_seed(0)
     x, w = torch.randn(1, 2, 6, 7), torch.randn(3, 2, 3, 3)   # the prelude's tensors
     assert torch.allclose(torch.tensor(routes["convolution"]["value"]), F.conv2d(x, w), atol=1e-5)
+
+
+def test_no_fresh_interpreter_can_start_once_a_cell_ran():
+    """The seccomp filter refuses execve itself, below every audit event a student could avoid."""
+    routes = run_guarded('''
+        import os, sys
+        os.environ.pop("SEGEDU_KERNEL_GUARD", None)
+        def spawn():
+            child = __import__("multiprocessing").get_context("spawn").Process(target=abs, args=(-1,))
+            child.start()
+            child.join(60)
+            if child.exitcode != 0:   # the child never became an interpreter
+                raise PermissionError(f"the spawned interpreter exited with {child.exitcode}")
+        report("multiprocessing spawn", spawn)
+        report("ctypes system", lambda: None if __import__("ctypes").CDLL(None).system(b"true") != 0 else 1 / 0)
+        report("posix_spawn", lambda: os.posix_spawn(sys.executable, [sys.executable, "-c", "1"], os.environ))
+    ''', UNPOOLING)
+    for route in ("multiprocessing spawn", "posix_spawn"):
+        assert not routes[route]["ran"] and routes[route]["error"] in ("GuardRefused", "PermissionError"), routes[route]
+    assert routes["ctypes system"]["ran"], routes["ctypes system"]   # system() returned an error: /bin/sh never ran
 
 
 def test_start_up_code_may_start_programs_until_the_first_cell():

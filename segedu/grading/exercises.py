@@ -57,11 +57,13 @@ class ExerciseSpec:
     # prefix lies inside them: 07 forbids torch's C++ unpooling kernels, not torch. Every other
     # forbidden prefix's top-level package is hidden from the kernel (segedu.instructor.grade).
     importable: tuple = ()
-    # ATen operators (``"convolution"``, ``"quantized::conv2d"``) that a sandboxed grading kernel
-    # switches off before any student code runs (segedu/grading/kernel/segedu_kernel_guard.py): the
-    # peer inside an importable package, which the tripwire alone cannot keep from a student who
-    # patches their own process.
+    # Patterns of torch operators (regular expressions matched against ``namespace::name``, e.g.
+    # ``aten::max_unpool.*``) that a sandboxed grading kernel switches off, every overload, before any
+    # student code runs (segedu/grading/kernel/segedu_kernel_guard.py): the peer inside an importable
+    # package, which the tripwire alone cannot keep from a student who patches their own process or
+    # calls a C++ operator handle. ``blocked_functions`` (``"module:name"``) are replaced the same way.
     blocked_operators: tuple = ()
+    blocked_functions: tuple = ()
 
     def __post_init__(self):
         pairs = list(self.functions.items()) if isinstance(self.functions, dict) else list(self.functions)
@@ -259,17 +261,16 @@ _TORCH_CONVOLUTIONS = tuple(f"torch.{name}" for name in (
 )) + ("torch.nn.functional.unfold", "torch.nn.functional.fold", "torch._ops", "torch.jit", "torch._dynamo",
      "torch._decomp", "torch._refs")
 
-#: the ATen (and quantized) operators that compute a convolution, or the patches of one, on a CPU
+#: patterns of the torch operators that compute a convolution, or the patches of one (every namespace;
+#: "convert" is not a convolution), and the namespaces of oneDNN's and the quantized kernels, which
+#: compute convolutions under other names (mkldnn::_convolution_pointwise, conv2d_prepack and run)
 _CONVOLUTION_OPERATORS = (
-    "convolution", "_convolution", "convolution_overrideable", "convolution_backward",
-    "convolution_backward_overrideable", "_convolution_mode", "conv1d", "conv2d", "conv3d", "conv_tbc",
-    "conv_transpose1d", "mkldnn_convolution", "_slow_conv2d_forward", "slow_conv3d_forward", "slow_conv_dilated2d",
-    "slow_conv_dilated3d", "slow_conv_transpose2d", "slow_conv_transpose3d", "thnn_conv2d",
-    "_nnpack_spatial_convolution", "im2col", "col2im",
-    "quantized::conv1d", "quantized::conv2d", "quantized::conv2d.new", "quantized::conv2d_relu",
-    "quantized::conv2d_relu.new", "quantized::conv3d", "quantized::conv3d.new", "quantized::conv_transpose1d",
-    "quantized::conv_transpose2d",
+    r"[a-z_]+::(?!.*convert).*(conv|im2col|col2im).*",
+    r"(quantized|_quantized|mkldnn|mkldnn_prepacked|onednn|prepacked)::.*",
 )
+#: numpy's C correlation, behind np.correlate and np.convolve: a 1-D correlation of the flattened image
+#: with the dilated taps laid out along it is a 2-D convolution
+_NUMPY_CORRELATION = ("numpy._core._multiarray_umath:correlate", "numpy._core._multiarray_umath:correlate2")
 
 
 _CONV = "segedu.conv:conv_transpose2d"
@@ -389,7 +390,9 @@ EXERCISES = registry(
         forbidden=("segedu.conv", "segedu.models", "torch._C._nn.max_unpool2d", "torch._C._nn.max_unpool3d",
                    "torch._ops", "torch._decomp", "torch._refs"),
         importable=("torch",),
-        blocked_operators=("max_unpool2d", "max_unpool3d"),
+        # max-unpooling, and the max-pooling backward passes, which scatter a gradient to the indices
+        # they are given (unpooling under another name)
+        blocked_operators=(r"aten::max_unpool.*", r"aten::.*max_pool.*backward.*"),
         allowed="Use torch (tensor operations such as zeros, indexing, scatter_ and reshape, the layers you are "
                 "given, F.relu and F.batch_norm), but not max-unpooling in any form "
                 "(torch.nn.functional.max_unpool2d, nn.MaxUnpool2d, torch.ops.aten) and not segedu.conv or "
@@ -410,13 +413,17 @@ EXERCISES = registry(
                                     options={"rtol": 1e-4, "atol": 1e-4, "same_dtype": True},
                                     delegates_to="segedu.models.deeplab:ASPP")),
         ),
-        forbidden=("segedu", "scipy.signal", "scipy.ndimage", "cv2", "torchvision.ops") + _TORCH_CONVOLUTIONS,
-        importable=("torch",),
+        forbidden=("segedu", "scipy.signal", "scipy.ndimage", "cv2", "torchvision.ops", "numpy.correlate",
+                   "numpy.convolve", "numpy._core._multiarray_umath.correlate",
+                   "numpy._core._multiarray_umath.correlate2") + _TORCH_CONVOLUTIONS,
+        importable=("torch", "numpy"),
         blocked_operators=_CONVOLUTION_OPERATORS,
+        blocked_functions=_NUMPY_CORRELATION,
         allowed="Use torch tensor operations (slicing, zeros, einsum, tensordot, matmul, F.pad, F.batch_norm, "
                 "F.relu, F.interpolate, torch.cat, mean) and your own dilated_conv2d, but no convolution in any "
                 "form (F.conv2d, nn.Conv2d, torch.convolution, conv_transpose, F.unfold / nn.Unfold, "
-                "torch.ops.aten, torch.jit, torchvision.ops, scipy.signal or scipy.ndimage) and not segedu.",
+                "torch.ops.aten, torch.jit, torchvision.ops, numpy's convolve and correlate, scipy.signal or "
+                "scipy.ndimage) and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

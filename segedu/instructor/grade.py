@@ -620,17 +620,18 @@ def kernel_guard(assignment: str) -> str:
     """``SEGEDU_KERNEL_GUARD`` for the exercise's sandboxed kernels: the torch operators it blocks.
 
     An exercise whose peer lives inside a package its answers need (07: torch's max-unpooling, 08:
-    torch's convolutions) lists the peer's ATen operators in ``blocked_operators``; the kernel guard
+    torch's convolutions and numpy's correlation) lists the peer's operators in ``blocked_operators``
+    (patterns) and ``blocked_functions``; the kernel guard
     (``segedu/grading/kernel/segedu_kernel_guard.py``) switches them off before any student code
     runs. "" for every other exercise: no guard.
     """
     from segedu.grading.exercises import EXERCISES
 
     spec = EXERCISES[assignment]
-    operators = tuple(getattr(spec, "blocked_operators", ()))
-    if not operators:
+    if not spec.blocked_operators and not spec.blocked_functions:
         return ""
-    return json.dumps({"blocked_operators": list(operators),
+    return json.dumps({"blocked_operators": list(spec.blocked_operators),
+                       "blocked_functions": list(spec.blocked_functions),
                        "rule": f"exercise {assignment} asks you to write it yourself. {spec.allowed}"})
 
 

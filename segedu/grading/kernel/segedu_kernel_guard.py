@@ -1,38 +1,47 @@
 """What a sandboxed grading kernel sets up before any student code runs.
 
 Some exercises forbid a peer that the sandbox cannot hide, because it lives inside a package that
-answers need: exercise 07 forbids torch's max-unpooling, exercise 08 torch's convolutions, and both
+answers need: exercise 07 forbids torch's max-unpooling, exercise 08 every convolution, and both
 need torch. The tripwire (``segedu_tripwire``) catches a call into such a peer while the student's
-function runs, but it lives in the student's own process, so a student who replaces the kernel
-runner, or switches the tripwire off, could still call the peer. This guard removes the peer
-instead, at interpreter start (``sitecustomize`` beside this file imports it when the sandbox sets
-``SEGEDU_KERNEL_GUARD``):
+function runs, but it lives in the student's own process and only sees Python frames and builtin
+calls: a student who switches it off, replaces the kernel runner, or calls a C++ operator handle
+directly is not seen. This guard removes the peers instead, at interpreter start
+(``sitecustomize`` beside this file imports it when the sandbox sets ``SEGEDU_KERNEL_GUARD``):
 
-1. **The operators are blocked in torch's dispatcher.** Every kernel of each forbidden ATen operator
-   (CPU, MKL-DNN, quantized, and the composite kernels that decompose it) is overridden with one that
-   raises ``RuntimeError`` naming the exercise's rule. ``F.conv2d``, ``nn.Conv2d``, ``torch.ops.aten``,
-   ``redispatch`` and MKL-DNN tensors all end in those kernels. The registrations are held only here,
-   in closures, with their finalizers detached, so no module attribute leads back to them.
-2. **torch's Python decompositions of those operators are removed** (``torch._decomp``), and
-   re-executing their source files is refused, so a reload cannot bring them back.
+1. **Operators are blocked in torch's dispatcher.** The exercise names them by pattern (a regular
+   expression matched against ``namespace::name``, e.g. ``aten::.*conv.*``), so operators that a
+   hand-written list would miss are caught too. Every overload of every matching operator
+   (``im2col`` and ``im2col.out`` alike) has each of its value kernels (CPU, MKL-DNN, quantized and
+   the composite kernels that decompose it) overridden with one that raises ``RuntimeError`` naming
+   the exercise's rule. ``F.conv2d``, ``nn.Conv2d``, ``torch.ops``, an operator handle from
+   ``torch._C``, ``redispatch``, TorchScript and MKL-DNN tensors all end in those kernels. The
+   registrations are held only in this module's closures, with their finalizers detached.
+2. **torch's Python decompositions of those operators are removed** (``torch._decomp``), and so are
+   other functions the exercise names (``numpy``'s C correlation behind ``np.convolve`` and
+   ``np.correlate``): every alias in a loaded module is replaced. Re-executing their source files is
+   refused, so a reload cannot bring them back.
 3. **An audit hook (PEP 578), which cannot be removed once added, refuses** from the first notebook
-   cell on what could reach the registrations or a fresh, unguarded interpreter: ``gc`` object
-   searches and starting programs (``subprocess``, ``os.system``, ``os.exec*``, ``os.posix_spawn``).
+   cell on ``gc`` object searches and starting programs. At that moment the guard also installs a
+   seccomp filter (Linux, x86-64 and AArch64) that makes ``execve`` fail for every thread of the
+   kernel and every process it forks, so no fresh, unguarded interpreter can start: not through
+   ``multiprocessing``'s spawn, not through ``ctypes``' ``system``, not with ``python -I``.
    Loading libraries stays allowed: ``import ctypes``, scipy and torchvision do it, and honest
    notebooks import those.
 
 None of this judges anything: the verdict is still computed outside the kernel. It only makes the
-forbidden peers unavailable to the student's code, whatever that code patches. What it does not
-stop is an exploit of the interpreter itself (reading process memory through ``ctypes`` to find and
-undo the registrations); the similarity check and the instructor's review are the answer to that.
+forbidden peers unavailable to the student's code, whatever that code patches. What it does not stop
+is an exploit of the interpreter itself (writing process memory through ``ctypes`` to undo the
+registrations); the similarity check and the instructor's review are the answer to that.
 
-The file is standalone (stdlib; torch only when operators are blocked), like the runner beside it.
+The file is standalone (stdlib; torch and the named modules only when something is blocked), like
+the runner beside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 ENVIRONMENT_VARIABLE = "SEGEDU_KERNEL_GUARD"
@@ -50,10 +59,12 @@ REFUSED_EVENTS = {
     "os.posix_spawn": "starting another program",
     "os.spawn": "starting another program",
 }
+#: (audit architecture, execve and execveat numbers, seccomp number) by machine
+_SECCOMP_ARCHES = {"x86_64": (0xC000003E, (59, 322), 317), "aarch64": (0xC00000B7, (221, 281), 277)}
 
 
 class GuardRefused(PermissionError):
-    """An operation a grading kernel does not allow (raised by the audit hook or a blocked operator)."""
+    """An operation a grading kernel does not allow (raised by the audit hook)."""
 
 
 def _is_notebook_cell(filename) -> bool:
@@ -64,15 +75,8 @@ def _is_notebook_cell(filename) -> bool:
         os.path.basename(os.path.dirname(filename)).startswith("ipykernel_") and filename.endswith(".py"))
 
 
-def _qualified(operator: str) -> tuple[str, str]:
-    """``(namespace, name)`` of ``"convolution"`` (ATen) or ``"quantized::conv2d"``."""
-    namespace, _, name = operator.rpartition("::")
-    return namespace or "aten", name
-
-
-def _blocker(operator: str, rule: str):
-    namespace, name = _qualified(operator)
-    message = f"{namespace}::{name} is switched off in this grading kernel: {rule}"
+def _blocker(what: str, rule: str):
+    message = f"{what} is switched off in this grading kernel: {rule}"
 
     def blocked(*args, **kwargs):
         raise RuntimeError(message)
@@ -80,26 +84,37 @@ def _blocker(operator: str, rule: str):
     return blocked
 
 
-def _block_operators(torch, operators, rule: str) -> list:
-    """Override every value-computing kernel of ``operators``; returns what keeps the overrides alive."""
+def matching_operators(torch, patterns) -> list[str]:
+    """Every registered ``namespace::name.overload`` whose ``namespace::name`` fully matches a pattern.
+
+    A pattern without ``::`` means ATen (``"convolution"`` is ``aten::convolution``).
+    """
+    compiled = [re.compile(p if "::" in p else f"aten::{p}") for p in patterns]
+    found = []
+    for full in torch._C._dispatch_get_all_op_names():
+        if any(p.fullmatch(full.split(".")[0]) for p in compiled):
+            found.append(full)
+    return sorted(found)
+
+
+def _block_operators(torch, patterns, rule: str) -> list:
+    """Override every value kernel of every overload matching ``patterns``; returns what keeps them alive."""
     import warnings
     import weakref
 
     libraries, blocked = {}, []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "overriding a previously registered kernel" is the point
-        for operator in operators:
-            namespace, name = _qualified(operator)
-            try:
-                keys = [k for k in VALUE_KEYS
-                        if torch._C._dispatch_has_kernel_for_dispatch_key(f"{namespace}::{name}", k)]
-            except RuntimeError:   # an operator this torch does not have
+        for full in matching_operators(torch, patterns):
+            namespace, _, name = full.partition("::")
+            keys = [k for k in VALUE_KEYS if torch._C._dispatch_has_kernel_for_dispatch_key(full, k)]
+            if not keys:
                 continue
             if namespace not in libraries:
                 libraries[namespace] = torch.library.Library(namespace, "IMPL")
             for key in keys:
-                libraries[namespace].impl(name, _blocker(operator, rule), key)
-            blocked.append(operator)
+                libraries[namespace].impl(name, _blocker(full, rule), key)
+            blocked.append(full)
     # A library's finalizer would undo the overrides; it is reachable from weakref.finalize's
     # registry, so detach it: the overrides then live exactly as long as this process.
     ours = [id(library) for library in libraries.values()]
@@ -110,31 +125,85 @@ def _block_operators(torch, operators, rule: str) -> list:
     return [libraries, blocked]
 
 
-def _remove_decompositions(operators, rule: str) -> set:
-    """Drop torch's Python decompositions of ``operators``; returns the source files not to re-run."""
+def _remove_decompositions(patterns, rule: str) -> set:
+    """Drop torch's Python decompositions of the matching operators; returns the source files not to re-run."""
     try:
         import torch._decomp as decomp
         import torch._decomp.decompositions as decompositions
     except ImportError:
         return set()
-    names = {"::".join(_qualified(op)) for op in operators}
+    compiled = [re.compile(p if "::" in p else f"aten::{p}") for p in patterns]
 
-    def packet(overload) -> str:   # "aten::im2col" for im2col.default and im2col.out alike
-        return str(getattr(overload, "name", lambda: "")()).split(".")[0]
+    def matches(overload) -> bool:   # "aten::im2col" for im2col.default and im2col.out alike
+        return any(p.fullmatch(str(getattr(overload, "name", lambda: "")()).split(".")[0]) for p in compiled)
 
     tables = [getattr(decomp, "decomposition_table", {})]
     tables += list(getattr(decomp, "global_decomposition_table", {}).values())
     for table in tables:
-        for overload in [o for o in table if packet(o) in names]:
+        for overload in [o for o in table if matches(o)]:
             del table[overload]
-    for operator in operators:
-        namespace, name = _qualified(operator)
-        if namespace == "aten" and callable(getattr(decompositions, name, None)):
-            setattr(decompositions, name, _blocker(operator, rule))
+    for name, value in list(vars(decompositions).items()):
+        if callable(value) and any(p.fullmatch(f"aten::{name}") for p in compiled):
+            setattr(decompositions, name, _blocker(f"aten::{name}", rule))
     return {os.path.realpath(m.__file__) for m in (decomp, decompositions) if getattr(m, "__file__", None)}
 
 
-def _audit_hook(keep_alive, protected_files):
+def _block_functions(functions, rule: str) -> set:
+    """Replace each ``"module:name"`` function, under every alias in a loaded module; returns their modules' files."""
+    import importlib
+
+    protected = set()
+    for spec in functions:
+        module_name, _, name = spec.partition(":")
+        original = getattr(importlib.import_module(module_name), name)
+        blocker = _blocker(f"{module_name}.{name}", rule)
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            for alias, value in list(namespace.items()):
+                if value is original:
+                    setattr(module, alias, blocker)
+                    source = getattr(module, "__file__", None)
+                    if isinstance(source, str) and source.endswith(".py"):
+                        protected.add(os.path.realpath(source))
+    return protected
+
+
+def _seccomp_without_exec(libc) -> None:
+    """Make ``execve``/``execveat`` fail with EPERM for every thread, now and in every fork; irrevocable."""
+    import ctypes
+    import platform
+    import struct
+
+    machine = platform.machine()
+    if machine not in _SECCOMP_ARCHES:
+        return
+    arch, (execve, execveat), seccomp = _SECCOMP_ARCHES[machine]
+    load, equal, at_least, answer = 0x20, 0x15, 0x35, 0x06   # BPF: ld [k]; jeq; jge; ret
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1                # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+
+    def op(code, k, jump_true=0, jump_false=0):
+        return struct.pack("HBBI", code, jump_true, jump_false, k)
+
+    program = [op(load, 4), op(equal, arch, 1, 0), op(answer, refuse), op(load, 0)]
+    if machine == "x86_64":   # the x32 numbering sets bit 30: refuse all of it
+        program += [op(at_least, 0x40000000, 0, 1), op(answer, refuse)]
+    program += [op(equal, execve, 2, 0), op(equal, execveat, 1, 0), op(answer, allow), op(answer, refuse)]
+    code = ctypes.create_string_buffer(b"".join(program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(program), ctypes.cast(code, ctypes.c_void_p))
+    if libc.prctl(38, 1, 0, 0, 0) != 0:   # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    # SECCOMP_SET_MODE_FILTER with SECCOMP_FILTER_FLAG_TSYNC: every thread of the kernel, not just this one
+    if libc.syscall(seccomp, 1, 1, ctypes.byref(fprog)) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp(SECCOMP_SET_MODE_FILTER) failed")
+
+
+def _audit_hook(keep_alive, protected_files, on_arm):
     """The hook: refuses REFUSED_EVENTS after the first notebook cell, and re-running ``protected_files``."""
     state = {"armed": False, "keep": keep_alive}
     realpath = os.path.realpath
@@ -142,6 +211,12 @@ def _audit_hook(keep_alive, protected_files):
     def hook(event, args):
         if event == "compile" and not state["armed"] and len(args) > 1 and _is_notebook_cell(args[1]):
             state["armed"] = True
+            try:
+                on_arm()
+            except BaseException as error:   # fail closed: a kernel without its guard must not grade
+                sys.stderr.write(f"segedu grading kernel guard could not be armed: {error!r}\n")
+                sys.stderr.flush()
+                os._exit(70)
         elif event == "exec" and args and protected_files:
             filename = getattr(args[0], "co_filename", None)
             if isinstance(filename, str) and realpath(filename) in protected_files:
@@ -153,19 +228,34 @@ def _audit_hook(keep_alive, protected_files):
     return hook
 
 
-def install(blocked_operators=(), rule: str = "this exercise asks you to write it yourself.") -> None:
-    """Block ``blocked_operators`` (ATen names such as ``"convolution"``) and add the audit hook."""
-    keep_alive, protected = [], set()
+def install(blocked_operators=(), blocked_functions=(), rule: str = "this exercise asks you to write it yourself.",
+            forbid_exec: bool = True) -> None:
+    """Block the operators matching ``blocked_operators`` and the ``blocked_functions``, then add the audit hook.
+
+    With ``forbid_exec``, the first notebook cell also installs the seccomp filter against ``execve``.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)   # loaded now: the hook must not need to load anything
+    keep_alive, protected = [libc], set()
     if blocked_operators:
         import torch
 
-        keep_alive = _block_operators(torch, tuple(blocked_operators), rule)
-        protected = _remove_decompositions(tuple(blocked_operators), rule)
-    sys.addaudithook(_audit_hook(keep_alive, protected))
+        keep_alive.append(_block_operators(torch, tuple(blocked_operators), rule))
+        protected |= _remove_decompositions(tuple(blocked_operators), rule)
+    if blocked_functions:
+        protected |= _block_functions(tuple(blocked_functions), rule)
+
+    def on_arm():
+        if forbid_exec:
+            _seccomp_without_exec(libc)
+
+    sys.addaudithook(_audit_hook(keep_alive, frozenset(protected), on_arm))
 
 
 def install_from_environment() -> None:
-    """Install as ``SEGEDU_KERNEL_GUARD`` (JSON: ``{"blocked_operators": [...], "rule": "..."}``) says.
+    """Install as ``SEGEDU_KERNEL_GUARD`` says (JSON: ``{"blocked_operators": [...],
+    "blocked_functions": [...], "rule": "..."}``).
 
     A guard that cannot be installed stops the interpreter: a kernel without it must not grade.
     """
@@ -174,8 +264,9 @@ def install_from_environment() -> None:
         return
     try:
         config = json.loads(raw)
-        install(tuple(config.get("blocked_operators", ())), str(config.get("rule") or "")
-                or "this exercise asks you to write it yourself.")
+        install(tuple(config.get("blocked_operators", ())), tuple(config.get("blocked_functions", ())),
+                str(config.get("rule") or "") or "this exercise asks you to write it yourself.",
+                forbid_exec=bool(config.get("forbid_exec", True)))
     except BaseException as error:   # fail closed
         sys.stderr.write(f"segedu grading kernel guard could not be installed: {error!r}\n")
         sys.stderr.flush()
