@@ -174,6 +174,12 @@ def test_hint_functions_run_on_every_planned_case():
         "aspp_without_pooling": "ValueError",
         "aspp_pooled_over_channels": "ValueError",
         "aspp_pooling_not_upsampled": "RuntimeError",
+        # branches padded by 1 or not at all: torch.cat refuses a shrunken one, or a rate past the map
+        # leaves no output
+        "aspp_atrous_padding_one": "RuntimeError",
+        "aspp_atrous_unpadded": "RuntimeError",
+        # batch statistics of a batch of one: the pooled 1x1 map has one value per channel
+        "aspp_batch_norm_training_mode": "ValueError",
     }
     for assignment in sorted({a for a, _, _ in HINTED}):
         for cases in _plan(assignment).cells.values():

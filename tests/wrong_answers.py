@@ -704,6 +704,10 @@ known.add("08_deeplab", "receptive_field",
                (M("receptive_field", "return size, jump", "return size"),), must_lose=RF_CELLS),
     Submission("rf_starts_at_zero", "starts from r_0 = 0",
                (M("receptive_field", "size, jump = 1, 1", "size, jump = 0, 1"),), must_lose=RF_CELLS),
+    Submission("rf_recursion_runs_forward", "runs the output-to-input recursion r = s * r + (k - 1) * d from the input",
+               (M("receptive_field", "        size += (kernel_size - 1) * dilation * jump\n",
+                  "        size = stride * size + (kernel_size - 1) * dilation\n"),),
+               must_lose=RF_CELLS),
     Submission("delegates_to_segedu_receptive_field", "calls segedu.conv.receptive_field under an alias",
                replace={"receptive_field": "from segedu.conv import receptive_field as library_field\n\n"
                                            "def receptive_field(layers):\n"
@@ -730,6 +734,24 @@ known.add("08_deeplab", "aspp",
                must_lose=ASPP_CELLS),
     Submission("aspp_pooled_over_channels", "averages over axes 1 and 2 (C and h), as for one (C, h, w) image",
                (M("aspp", "x.mean(dim=(2, 3), keepdim=True)", "x.mean(dim=(1, 2), keepdim=True)"),),
+               must_lose=ASPP_CELLS),
+    # a branch padded too little: torch.cat refuses it in test_aspp; in test_aspp_large_rate a rate past the
+    # map already fails inside the student's own dilated_conv2d (a negative size), an error of their making
+    Submission("aspp_atrous_padding_one", "pads every 3x3 branch by 1 instead of by its rate",
+               (M("aspp", "padding=rate, dilation=rate", "padding=1, dilation=rate"),),
+               must_lose=("test_aspp",)),
+    Submission("aspp_atrous_unpadded", "forgets the padding of the 3x3 branches",
+               (M("aspp", "padding=rate, dilation=rate", "dilation=rate"),),
+               must_lose=("test_aspp",)),
+    Submission("aspp_batch_norm_without_eps", "writes the batch norm by hand and divides by sqrt(var), without eps",
+               (M("aspp",
+                  'y = F.batch_norm(y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], '
+                  "training=False, eps=1e-5)",
+                  'y = ((y - bn["running_mean"][:, None, None]) / torch.sqrt(bn["running_var"][:, None, None])\n'
+                  '             * bn["weight"][:, None, None] + bn["bias"][:, None, None])'),),
+               must_lose=ASPP_CELLS),
+    Submission("aspp_batch_norm_training_mode", "normalises with the batch's statistics, not the running ones",
+               (M("aspp", "training=False, eps=1e-5", "training=True, eps=1e-5"),),
                must_lose=ASPP_CELLS),
     Submission("delegates_to_aspp", "loads the layers into segedu's ASPP module",
                replace={"aspp": (

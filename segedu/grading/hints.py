@@ -756,6 +756,15 @@ def rf_starts_at_zero(layers):
     return _receptive_field(layers, start=0)
 
 
+def rf_recursion_runs_forward(layers):
+    """The output-to-input recursion r <- s * r + (k - 1) * d, run over the layers from the input side."""
+    size, jump = 1, 1
+    for k, s, d in layers:
+        size = s * size + (k - 1) * d
+        jump *= s
+    return size, jump
+
+
 def _channels_checked(x, weight):
     """The check that the exercise's dilated_conv2d is given (its first lines): the same words, so that a
     student's answer that trips it gets the hint of the mistake that did."""
@@ -765,18 +774,25 @@ def _channels_checked(x, weight):
 
 
 def _aspp(x, params, rates, *, pooling=True, upsample=True, pooling_first=False, relu_first=False,
-          pool_dims=(2, 3)):
+          pool_dims=(2, 3), atrous_padding=None, eps=1e-5, training=False):
     import torch
     import torch.nn.functional as F
 
     def conv_bn_relu(inputs, layer, rate):
         kernel = layer["weight"]
         _channels_checked(inputs, kernel)
-        y = _conv(inputs, kernel, None, 1, rate * (kernel.shape[-1] // 2), rate)
+        padding = rate * (kernel.shape[-1] // 2)
+        if atrous_padding is not None and kernel.shape[-1] > 1:
+            padding = atrous_padding
+        y = _conv(inputs, kernel, None, 1, padding, rate)
         if relu_first:
             y = F.relu(y)
         bn = layer["bn"]
-        y = F.batch_norm(y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], training=False, eps=1e-5)
+        if training:   # the batch's own statistics; a batch of one 1x1 pooled map raises torch's ValueError
+            y = F.batch_norm(y, None, None, bn["weight"], bn["bias"], training=True, eps=eps)
+        else:
+            y = F.batch_norm(y, bn["running_mean"], bn["running_var"], bn["weight"], bn["bias"], training=False,
+                             eps=eps)
         return y if relu_first else F.relu(y)
 
     with torch.no_grad():
@@ -808,6 +824,24 @@ def aspp_relu_before_batch_norm(x, params, rates):
 
 def aspp_pooled_over_channels(x, params, rates):
     return _aspp(x, params, rates, pool_dims=(1, 2))
+
+
+def aspp_atrous_padding_one(x, params, rates):
+    """Every 3x3 branch padded by 1: a branch of rate r > 1 shrinks by 2(r - 1), and torch.cat refuses it."""
+    return _aspp(x, params, rates, atrous_padding=1)
+
+
+def aspp_atrous_unpadded(x, params, rates):
+    """The 3x3 branches without padding: each shrinks by 2r, and torch.cat refuses it."""
+    return _aspp(x, params, rates, atrous_padding=0)
+
+
+def aspp_batch_norm_without_eps(x, params, rates):
+    return _aspp(x, params, rates, eps=0.0)
+
+
+def aspp_batch_norm_training_mode(x, params, rates):
+    return _aspp(x, params, rates, training=True)
 
 
 # ----------------------------------------------------------------------------- 11 COCO
@@ -1113,6 +1147,8 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
         _m(rf_ignores_dilation, "Hint: the dilation is ignored; a dilated kernel adds (k - 1) * d * j_(l-1) pixels."),
         _m(rf_returns_size_only, "Hint: only the size is returned; return the tuple (size, jump)."),
         _m(rf_starts_at_zero, "Hint: the size is one short: start from one pixel, r_0 = 1 (and j_0 = 1)."),
+        _m(rf_recursion_runs_forward, "Hint: r = s * r + (k - 1) * d runs from the output to the input: loop over "
+                                      "reversed(layers), or go forward with r_l = r_(l-1) + (k_l - 1) d_l j_(l-1)."),
     ),
     (A08, "aspp"): (
         _m(aspp_without_pooling, "Hint: the image-pooling branch is missing: the projection expects (2 + "
@@ -1125,6 +1161,15 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                         "norm, then ReLU."),
         _m(aspp_pooled_over_channels, "Hint: the image pooling averages over the wrong axes; x is (N, C, h, w): "
                                       "average over the positions, x.mean(dim=(2, 3), keepdim=True)."),
+        _m(aspp_atrous_padding_one, "Hint: an atrous 3x3 branch of rate r needs padding r to keep h x w; with "
+                                    "padding 1 its output shrinks by 2(r - 1) rows and columns."),
+        _m(aspp_atrous_unpadded, "Hint: the atrous 3x3 branches are not padded, so they shrink; a branch of rate r "
+                                 "needs padding r (with dilation r) to keep h x w."),
+        _m(aspp_batch_norm_without_eps, "Hint: the batch norm divides by sqrt(running_var) without eps; it is "
+                                        "(y - mean) / sqrt(var + eps) with eps = 1e-5."),
+        _m(aspp_batch_norm_training_mode, "Hint: the batch norm uses the batch's own mean and variance; in "
+                                          "inference mode it uses the running_mean and running_var it is given "
+                                          "(F.batch_norm with training=False)."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),
