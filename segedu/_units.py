@@ -108,6 +108,11 @@ UNITS = (
     Unit("08", "deeplab", "DeepLab: atrous convolution, receptive fields, ASPP, output stride 8 against 16, a dense CRF",
          modules=("segedu.models.deeplab", "segedu.conv", "segedu.crf"),
          tests=("tests/test_deeplab.py", "tests/test_receptive_field.py", "tests/test_crf.py"), kind="torch"),
+    Unit("09", "mask_rcnn",
+         "instance segmentation: anchors, NMS and AP; RoIPool against RoIAlign; Mask R-CNN's mask head, trained on "
+         "a CPU and scored with COCOeval; panoptic quality",
+         modules=("segedu.instance", "segedu.models.maskrcnn"),
+         tests=("tests/test_instance.py", "tests/test_detection.py", "tests/test_maskrcnn.py"), kind="torch"),
     Unit("11", "coco_eda", "assignment: COCO EDA with FiftyOne, preprocessing, a model, COCO mask AP, and a report",
          modules=("segedu.data.coco",),
          tests=("tests/test_coco.py", "tests/test_coco_eval.py", "tests/test_coco_stats.py")),
@@ -127,14 +132,14 @@ def unit(key: str) -> Unit:
 
 #: Units the course plans (COURSE.md) that this version of the package does not have yet. Names that
 #: they will add raise :func:`later_unit_error`; a unit's row moves to :data:`UNITS` when it lands.
-PLANNED_UNITS = {"09": "Mask R-CNN", "10": "SAM"}
+PLANNED_UNITS = {"10": "SAM"}
 
 
 def later_unit_error(qualified_name: str, unit_id: str) -> AttributeError:
     """The error for a name that a planned unit adds, saying which unit and what to do.
 
-    >>> print(later_unit_error("segedu.instance", "09"))
-    segedu.instance comes with unit 09 (Mask R-CNN), which this version of segedu does not have yet. Install the segedu release that unit 09's notebooks name in their setup cell.
+    >>> print(later_unit_error("segedu.models.TinySAM", "10"))
+    segedu.models.TinySAM comes with unit 10 (SAM), which this version of segedu does not have yet. Install the segedu release that unit 10's notebooks name in their setup cell.
     """
     return AttributeError(
         f"{qualified_name} comes with unit {unit_id} ({PLANNED_UNITS[unit_id]}), which this version of segedu does "

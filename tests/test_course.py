@@ -51,9 +51,9 @@ def test_layout_check_names_each_missing_file(tmp_path):
     assert any("tests/test_sam.py is missing" in p for p in problems)
     assert "unit 02: its test file tests/test_edges.py is missing" in problems
     (course_copy / "tests").rmdir()
-    (course_copy / "lectures" / "09_mask_rcnn.ipynb").write_text("{}")
+    (course_copy / "lectures" / "10_sam.ipynb").write_text("{}")
     problems = layout_problems(course_copy)
-    assert "09_mask_rcnn has notebooks but no row in segedu/_units.py" in problems
+    assert "10_sam has notebooks but no row in segedu/_units.py" in problems
     assert not any("test file" in p for p in problems)
 
 

@@ -21,6 +21,8 @@ name                      what                                            module
 ``DeepLab``               DeepLab v3 (Chen et al. 2017): a dilated        :mod:`segedu.models.deeplab`
                           backbone at output stride 8 or 16, then ASPP
 ``ASPP``                  atrous spatial pyramid pooling, as torchvision  :mod:`segedu.models.deeplab`
+``small_mask_rcnn``       torchvision's Mask R-CNN (He et al. 2017) with  :mod:`segedu.models.maskrcnn`
+                          a small backbone and slim heads, for a CPU
 ``load_checkpoint``       a trained model shipped with segedu             :mod:`segedu.models.checkpoint`
 ========================  ==============================================  ================================
 
@@ -30,7 +32,9 @@ so ``from segedu.models import *`` always works.
 
 Every network is a :class:`SegmentationModel`: it takes ``(N, in_channels, H, W)`` float images,
 checks them first (wrong type, shape, channels, size or dtype raise an error that names the fix) and
-returns logits of shape ``(N, K, H, W)``.
+returns logits of shape ``(N, K, H, W)``. The exception is the instance segmenter of unit 09:
+:func:`small_mask_rcnn` returns torchvision's ``MaskRCNN``, with torchvision's interface (a list of
+images in, a list of dicts of boxes, labels, scores and masks out).
 
 Names load on first use (PEP 562), so ``import segedu.models`` is cheap; using a name imports torch.
 
@@ -63,6 +67,7 @@ _LAZY = {
     "SegNet": "segnet",
     "DeepLab": "deeplab",
     "ASPP": "deeplab",
+    "small_mask_rcnn": "maskrcnn",
 }
 
 # public name of a planned unit -> the unit that adds it (segedu/_units.py). When the unit lands,

@@ -1,0 +1,2 @@
+"""Instance segmentation (unit 09): placeholder, being written."""
+__all__: list[str] = []

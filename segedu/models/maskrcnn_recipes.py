@@ -1,0 +1,1 @@
+"""The recipes of unit 09 (Mask R-CNN): placeholder, being written."""
