@@ -241,6 +241,11 @@ def install(blocked_operators=(), blocked_functions=(), rule: str = "this exerci
     if blocked_operators:
         import torch
 
+        if any(pattern.startswith("torchvision::") for pattern in blocked_operators):
+            # torchvision registers its operators (torchvision::roi_align, ...) when it is imported:
+            # only then can they be found and overridden
+            import torchvision  # noqa: F401
+
         keep_alive.append(_block_operators(torch, tuple(blocked_operators), rule))
         protected |= _remove_decompositions(tuple(blocked_operators), rule)
     if blocked_functions:
