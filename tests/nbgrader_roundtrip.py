@@ -5,6 +5,12 @@ version as a student would, the untouched student version, every fixture of ``wr
 (realistic mistakes, delegation to the reference, deleted and edited test cells) and the correct
 answers of ``correct_answers.py`` (every function written another way, twice: full marks).
 
+Fixtures share notebooks where they cannot see each other (:func:`pack`): nbgrader scores every test
+cell on its own, so a notebook with a wrong ``sobel`` and a wrong ``otsu_threshold`` grades both
+mistakes exactly as two notebooks would, for the price of one kernel. Two fixtures share a notebook
+only when the test cells that either could change are disjoint (what a test cell can see is read
+from the code: the functions it names and, transitively, the functions those call).
+
 This module holds the tests; the files ``test_nbgrader_roundtrip*.py`` each run them for one shard of
 the assignments (``shard(i)``: every ``SHARDS``-th assignment from the i-th), so that ``make test``'s
 grading stage, which keeps a file on one process (its session fixture grades each assignment
@@ -55,13 +61,10 @@ def each_submission(table, assignments):
     return pytest.mark.parametrize("assignment, submission", pairs, ids=[f"{a}:{s.name}" for a, s in pairs])
 
 
-def build_submission(release_notebook, answers, submission):
-    answers = dict(answers)
-    for change in submission.changes:
-        code = answers[change.cell]
-        assert code.count(change.old) == 1, f"{submission.name}: {change.old!r} must occur once in {change.cell}"
-        answers[change.cell] = code.replace(change.old, change.new)
-    answers.update(submission.replace)
+def build_submission(release_notebook, answers, submission, *others):
+    """The notebook of ``submission`` (and of ``others``, packed with it: see :func:`pack`)."""
+    for member in (submission,) + others:
+        answers = build_answers(answers, member)
     notebook = fill_in(release_notebook, answers)
     notebook.cells = [c for c in notebook.cells if _grade_id(c) not in submission.delete_cells]
     for cell in notebook.cells:
@@ -70,32 +73,117 @@ def build_submission(release_notebook, answers, submission):
     return notebook
 
 
+_DEFINED = re.compile(r"^[ \t]*(?:def|class)[ \t]+(\w+)[ \t]*[(:]", re.MULTILINE)
+
+
+def _names_in(code: str, names) -> set[str]:
+    return {name for name in names if re.search(rf"\b{re.escape(name)}\b", code)}
+
+
+def _reach(submission, solution_notebook, answers) -> set[str] | None:
+    """The test cells whose verdict ``submission`` can change; None if it must have a notebook to itself.
+
+    Edited or deleted test cells, and answers meant to get full marks, change the notebook as a
+    whole, so they stay alone.
+    """
+    if submission.full_marks or submission.delete_cells or submission.edit_cells:
+        return None
+    changed = {change.cell for change in submission.changes} | set(submission.replace)
+    if not changed:
+        return None
+    mine = build_answers(answers, submission)
+    touched = set()
+    for cell in changed:
+        touched |= set(_DEFINED.findall(answers.get(cell, ""))) | set(_DEFINED.findall(mine[cell]))
+    defined = {cell: set(_DEFINED.findall(code)) | set(_DEFINED.findall(mine[cell])) for cell, code in answers.items()}
+    everything = set().union(*defined.values()) if defined else set()
+    while True:   # a function that calls a touched one is touched too
+        callers = {name for cell, names in defined.items() for name in names
+                   if _names_in(mine[cell], touched & everything) and name not in touched}
+        if not callers:
+            break
+        touched |= callers
+    reach = set()
+    for cell in solution_notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and _names_in(cell.source, touched):
+            reach.add(meta["grade_id"])
+    if not set(submission.must_lose) <= reach:
+        return None   # the cells it must lose are not where the code says: don't guess
+    return reach
+
+
+def pack(submissions, solution_notebook, answers) -> list[tuple[str, list]]:
+    """Groups of fixtures that share one notebook, as ``(student id, fixtures)``.
+
+    Greedy, in fixture order: a fixture joins the first group whose members change none of the
+    answer cells it changes and none of the test cells it can reach (:func:`_reach`).
+    """
+    groups: list[tuple[set, set, list]] = []
+    alone = []
+    for submission in submissions:
+        reach = _reach(submission, solution_notebook, answers)
+        if reach is None:
+            alone.append((submission.name, [submission]))
+            continue
+        changed = {change.cell for change in submission.changes} | set(submission.replace)
+        for cells, reached, members in groups:
+            if not (cells & changed) and not (reached & reach):
+                cells |= changed
+                reached |= reach
+                members.append(submission)
+                break
+        else:
+            groups.append((set(changed), set(reach), [submission]))
+    packed = [(members[0].name if len(members) == 1 else f"packed_{index:02d}", members)
+              for index, (_, _, members) in enumerate(groups)]
+    return packed + alone
+
+
+def build_answers(answers, submission) -> dict[str, str]:
+    """The solution's answers with ``submission``'s changes applied."""
+    answers = dict(answers)
+    for change in submission.changes:
+        code = answers[change.cell]
+        assert code.count(change.old) == 1, f"{submission.name}: {change.old!r} must occur once in {change.cell}"
+        answers[change.cell] = code.replace(change.old, change.new)
+    answers.update(submission.replace)
+    return answers
+
+
 def roundtrip_tests(assignments) -> dict:
     """The round-trip tests and their ``graded`` fixture for ``assignments``, to put in a test module's namespace."""
 
     @pytest.fixture(scope="session")
     def graded(tmp_path_factory):
-        """assignment -> (course copy, scores by student), autograded once per assignment."""
+        """assignment -> (course copy, scores by fixture, student id of each fixture), autograded once.
+
+        Fixtures that share a notebook (:func:`pack`) share its scores; each checks only its own cells.
+        """
 
         @cache
         def grade(assignment):
             course = CourseCopy(ROOT, tmp_path_factory.mktemp(f"course-{assignment}"))
             release_notebook = course.release_notebook(assignment)
-            answers = solution_answers(read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb"))
+            solution_notebook = read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb")
+            answers = solution_answers(solution_notebook)
             course.submit(assignment, SOLUTION, fill_in(release_notebook, answers))
             course.submit(assignment, UNTOUCHED, copy.deepcopy(release_notebook))
-            for submission in WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment]:
-                course.submit(assignment, submission.name, build_submission(release_notebook, answers, submission))
-            scores = course.autograde(assignment)
+            student_of = {SOLUTION: SOLUTION, UNTOUCHED: UNTOUCHED}
+            for student, members in pack(WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment],
+                                         solution_notebook, answers):
+                course.submit(assignment, student, build_submission(release_notebook, answers, *members))
+                student_of.update((member.name, student) for member in members)
+            by_student = course.autograde(assignment)
             course.feedback(assignment)
-            return course, scores
+            return course, {name: by_student[student] for name, student in student_of.items()}, student_of
 
         return grade
 
 
     @pytest.mark.parametrize("assignment", assignments)
     def test_solution_gets_full_marks(graded, assignment):
-        _, scores = graded(assignment)
+        _, scores, _ = graded(assignment)
         solution = scores[SOLUTION]
         assert solution.auto_max > 0
         assert solution.auto_score == solution.auto_max, f"lost: {solution.lost()}"
@@ -103,7 +191,7 @@ def roundtrip_tests(assignments) -> dict:
 
     @pytest.mark.parametrize("assignment", assignments)
     def test_untouched_release_gets_zero_without_crash(graded, assignment):
-        _, scores = graded(assignment)
+        _, scores, _ = graded(assignment)
         untouched, solution = scores[UNTOUCHED], scores[SOLUTION]
         # a crashed kernel would leave no grades at all: every cell must have been graded
         assert set(untouched.cells) == set(solution.cells)
@@ -113,7 +201,7 @@ def roundtrip_tests(assignments) -> dict:
 
     @each_submission(WRONG_ANSWERS, assignments)
     def test_fixture_scores_as_intended(graded, assignment, submission):
-        _, scores = graded(assignment)
+        _, scores, _ = graded(assignment)
         result, solution = scores[submission.name], scores[SOLUTION]
         # deleted and edited test cells are restored from the release and graded
         assert set(result.cells) == set(solution.cells), "a test cell went ungraded"
@@ -130,7 +218,7 @@ def roundtrip_tests(assignments) -> dict:
     @each_submission(CORRECT_ANSWERS, assignments)
     def test_correct_answers_written_differently_get_full_marks(graded, assignment, submission):
         """Tightened tests must not reject a right answer written another way (loops, other formulas)."""
-        _, scores = graded(assignment)
+        _, scores, _ = graded(assignment)
         result = scores[submission.name]
         assert submission.full_marks and set(submission.replace) == set(solution_answers(read_notebook(
             ROOT / "solutions" / assignment / f"{assignment}.ipynb"))), "a correct answer rewrites every answer cell"
@@ -139,10 +227,10 @@ def roundtrip_tests(assignments) -> dict:
 
     @pytest.mark.parametrize("assignment", assignments)
     def test_feedback_hides_hidden_tests(graded, assignment):
-        course, _ = graded(assignment)
+        course, _, student_of = graded(assignment)
         feedback = course.path / "feedback"
         pages = sorted(feedback.glob(f"*/{assignment}/*.html"))
-        assert len(pages) == 2 + len(WRONG_ANSWERS[assignment]) + len(CORRECT_ANSWERS[assignment])
+        assert len(pages) == len(set(student_of.values()))
         for page in pages:
             html = page.read_text(encoding="utf-8")
             assert "HIDDEN TESTS" not in html, page
@@ -150,7 +238,7 @@ def roundtrip_tests(assignments) -> dict:
             # a verdict in every page; a delegating answer may lose every cell (07's max_unpool2d feeds the decoder stage)
             assert any(text in html for text in ("passed (", "NotImplementedError", "wrong answer", "earn no points"))
         # a failing hidden test still tells the student which case failed, without its input
-        wrong = next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)
+        wrong = student_of[next(s.name for s in WRONG_ANSWERS[assignment] if s.must_lose)]
         html = (feedback / wrong / assignment / f"{assignment}.html").read_text(encoding="utf-8")
         assert re.search(r"hidden case|returned a wrong answer|earn no points|is not implemented", html)
 
@@ -158,14 +246,14 @@ def roundtrip_tests(assignments) -> dict:
     @pytest.mark.parametrize("assignment", sorted({a for a, _, _ in HINTED} & set(assignments)))
     def test_feedback_names_each_known_mistake(graded, assignment):
         """Each realistic fixture's feedback carries its hint, in every cell it loses; hidden cases name no input."""
-        course, scores = graded(assignment)
+        course, _, student_of = graded(assignment)
         plan = build_plan(read_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb"), assignment,
                           grading_seed())
         hidden_hints = 0
         for _, function, submission in (h for h in HINTED if h[0] == assignment):
             hint = hint_of(assignment, function, submission.name)
-            messages = cell_messages(course, submission.name, assignment)
-            page = html.unescape((course.path / "feedback" / submission.name / assignment / f"{assignment}.html")
+            messages = cell_messages(course, student_of[submission.name], assignment)
+            page = html.unescape((course.path / "feedback" / student_of[submission.name] / assignment / f"{assignment}.html")
                                  .read_text(encoding="utf-8"))
             assert hint in page, f"{submission.name}: the feedback page does not show its hint"
             for grade_id in submission.must_lose:
