@@ -957,6 +957,121 @@ DEEPLAB_B = {
 ''',
 }
 
+# ----------------------------------------------------------------------------- 09 Mask R-CNN
+
+MASK_RCNN_A = {
+    "bilinear_interpolate": '''def bilinear_interpolate(feature, y, x):
+    """Bilinear sample at (y, x): 0 more than a pixel outside the map, clamped to the edge within it."""
+    rows, cols = feature.shape[-2], feature.shape[-1]
+    if not (-1.0 <= y <= rows and -1.0 <= x <= cols):
+        return 0.0 * feature[..., 0, 0]
+    y = min(max(y, 0.0), rows - 1)
+    x = min(max(x, 0.0), cols - 1)
+    r0, c0 = math.floor(y), math.floor(x)
+    r1, c1 = min(r0 + 1, rows - 1), min(c0 + 1, cols - 1)
+    dy, dx = y - r0, x - c0
+    top = feature[..., r0, c0] * (1 - dx) + feature[..., r0, c1] * dx
+    bottom = feature[..., r1, c0] * (1 - dx) + feature[..., r1, c1] * dx
+    return top * (1 - dy) + bottom * dy
+''',
+    "roi_align": '''def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """RoIAlign: each bin of each box is the mean of a grid of bilinear samples (every channel at once)."""
+    ph, pw = output_size
+    shift = 0.5 if aligned else 0.0
+    result = []
+    for row in boxes:
+        index = int(row[0].item())
+        x1, y1, x2, y2 = (float(v) * spatial_scale - shift for v in row[1:])
+        width, height = x2 - x1, y2 - y1
+        if not aligned:
+            width, height = max(width, 1.0), max(height, 1.0)
+        gy = sampling_ratio if sampling_ratio > 0 else int(math.ceil(height / ph))
+        gx = sampling_ratio if sampling_ratio > 0 else int(math.ceil(width / pw))
+        cells = torch.zeros(features.shape[1], ph, pw, dtype=features.dtype)
+        if gy > 0 and gx > 0:
+            for i in range(ph):
+                for j in range(pw):
+                    samples = [bilinear_interpolate(features[index], y1 + (i + (a + 0.5) / gy) * height / ph,
+                                                    x1 + (j + (c + 0.5) / gx) * width / pw)
+                               for a in range(gy) for c in range(gx)]
+                    cells[:, i, j] = torch.stack(samples).mean(dim=0)
+        result.append(cells)
+    return torch.stack(result)
+''',
+    "mask_iou": '''def mask_iou(a, b):
+    """IoU of every pair (a[i], b[j]), pair by pair; 0 for two empty masks."""
+    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float32)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            inter = (a[i] & b[j]).sum().item()
+            union = (a[i] | b[j]).sum().item()
+            out[i, j] = inter / union if union else 0.0
+    return out
+''',
+}
+
+MASK_RCNN_B = {
+    "bilinear_interpolate": '''def bilinear_interpolate(feature, y, x):
+    """Mix the four neighbours of (y, x) with the weights (1 - ly)(1 - lx), (1 - ly) lx, ly (1 - lx), ly lx."""
+    H, W = feature.shape[-2:]
+    if y < -1 or x < -1 or y > H or x > W:
+        return torch.zeros_like(feature[..., 0, 0])
+
+    def neighbours(t, n):
+        t = min(max(t, 0.0), n - 1.0)
+        lo = int(t)
+        hi = lo + 1 if lo < n - 1 else lo
+        return lo, hi, t - lo
+
+    y0, y1, ly = neighbours(y, H)
+    x0, x1, lx = neighbours(x, W)
+    corners = torch.stack([feature[..., y0, x0], feature[..., y0, x1], feature[..., y1, x0], feature[..., y1, x1]],
+                          dim=-1)
+    weights = torch.tensor([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], dtype=feature.dtype)
+    return (corners * weights).sum(dim=-1)
+''',
+    "roi_align": '''def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    """torchvision's roi_align, one channel at a time, samples laid out along each axis first."""
+    n_rois, channels = boxes.shape[0], features.shape[1]
+    pooled_h, pooled_w = output_size
+    out = features.new_zeros((n_rois, channels, pooled_h, pooled_w))
+    half = 0.5 if aligned else 0.0
+    for r in range(n_rois):
+        b, x1, y1, x2, y2 = [float(v) for v in boxes[r]]
+        left, top = x1 * spatial_scale - half, y1 * spatial_scale - half
+        w = x2 * spatial_scale - half - left
+        h = y2 * spatial_scale - half - top
+        if not aligned:
+            w = max(w, 1.0)
+            h = max(h, 1.0)
+        if sampling_ratio > 0:
+            ny = nx = sampling_ratio
+        else:
+            ny, nx = math.ceil(h / pooled_h), math.ceil(w / pooled_w)
+        if ny <= 0 or nx <= 0:
+            continue   # a region without samples stays 0
+        ys = [top + (k + 0.5) * h / (pooled_h * ny) for k in range(pooled_h * ny)]
+        xs = [left + (k + 0.5) * w / (pooled_w * nx) for k in range(pooled_w * nx)]
+        for c in range(channels):
+            plane = features[int(b), c]
+            for i in range(pooled_h):
+                for j in range(pooled_w):
+                    acc = 0.0
+                    for yy in ys[i * ny:(i + 1) * ny]:
+                        for xx in xs[j * nx:(j + 1) * nx]:
+                            acc += float(bilinear_interpolate(plane, yy, xx))
+                    out[r, c, i, j] = acc / (ny * nx)
+    return out
+''',
+    "mask_iou": '''def mask_iou(a, b):
+    """|A and B| / |A or B| for every pair by one einsum; an empty union gives 0."""
+    fa, fb = a.float(), b.float()
+    inter = torch.einsum("nhw,mhw->nm", fa, fb)
+    union = fa.sum(dim=(1, 2)).unsqueeze(1) + fb.sum(dim=(1, 2)).unsqueeze(0) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(union))
+''',
+}
+
 ANSWERS = {
     "00_tasks_and_metrics": (METRICS_A, METRICS_B),
     "01_thresholding": (THRESHOLDING_A, THRESHOLDING_B),
@@ -967,6 +1082,7 @@ ANSWERS = {
     "06_unet": (UNET_A, UNET_B),
     "07_segnet": (SEGNET_A, SEGNET_B),
     "08_deeplab": (DEEPLAB_A, DEEPLAB_B),
+    "09_mask_rcnn": (MASK_RCNN_A, MASK_RCNN_B),
     "11_coco_eda": (COCO_A, COCO_B),
 }
 

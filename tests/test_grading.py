@@ -424,6 +424,42 @@ def _aspp_cases(rng):
              {}, "two rates, one past the map", True)]
 
 
+@cases_for("09_mask_rcnn", "bilinear_interpolate")
+def _bilinear_cases(rng):
+    import torch
+
+    feature = torch.as_tensor(rng.normal(size=(5, 7)))
+    return [((feature, 1.3, 4.6), {}, "inside a 5x7 map", False),
+            ((feature, 4.0 + float(rng.uniform(0.1, 1.0)), -float(rng.uniform(0.1, 1.0))), {}, "on the border band",
+             True)]
+
+
+@cases_for("09_mask_rcnn", "roi_align")
+def _roi_align_cases(rng):
+    import torch
+
+    features = torch.as_tensor(rng.normal(size=(2, 2, 10, 12)), dtype=torch.float32)
+    boxes = torch.tensor([[0, 1.3, 2.2, 9.6, 7.9], [1, 4.5, 0.4, 6.8, 9.7], [1, 8.25, 6.6, 11.9, 11.8]])
+    corners = np.sort(rng.uniform(0, 20, size=(3, 2, 2)), axis=1)   # (x1, x2) and (y1, y2), image coordinates
+    hidden = torch.tensor([[k % 2, c[0, 0], c[0, 1], c[1, 0], c[1, 1]] for k, c in enumerate(corners)],
+                          dtype=torch.float64)
+    return [((features, boxes, (2, 3)), {"sampling_ratio": 2}, "3 boxes, 2x2 samples per bin", False),
+            ((features.double(), hidden, (3, 2)), {"spatial_scale": 0.5, "aligned": True}, "adaptive, aligned, stride 2",
+             True)]
+
+
+@cases_for("09_mask_rcnn", "mask_iou")
+def _mask_iou_cases(rng):
+    import torch
+
+    a = torch.as_tensor(rng.random((3, 6, 8)) < 0.4)
+    b = torch.as_tensor(rng.random((2, 6, 8)) < 0.5)
+    b[1] = False   # an empty mask
+    return [((a, b), {}, "3 masks against 2", False),
+            ((torch.as_tensor(rng.random((4, 9, 7)) < 0.3), torch.as_tensor(rng.random((5, 9, 7)) < 0.3)), {},
+             "random masks", True)]
+
+
 def _synthetic_coco():
     import tempfile
 
@@ -969,6 +1005,110 @@ def test_08_a_float32_answer_to_float64_inputs_is_wrong_and_says_why():
     message = failure(exercise("08_deeplab"), "dilated_conv2d", lambda *a, **k: right.to(torch.float32), *args,
                       case=case, **kwargs)
     assert "expected float64, got float32" in message and "dtype=x.dtype" in message
+
+
+# ----------------------------------------------------------------------------- 09: every route to a sampler
+
+def _point_as_grid(feature, y, x):
+    """The point (y, x) of an (H, W) map as grid_sample's normalised (x, y) with align_corners=True, clamped."""
+    import torch
+
+    height, width = feature.shape[-2:]
+    return torch.tensor([[[[2 * min(max(x, 0.0), width - 1) / (width - 1) - 1,
+                            2 * min(max(y, 0.0), height - 1) / (height - 1) - 1]]]], dtype=feature.dtype)
+
+
+def _bilinear_by_grid_sample(feature, y, x):
+    from torch.nn.functional import grid_sample as sample
+
+    return sample(feature[None, None], _point_as_grid(feature, y, x), mode="bilinear", align_corners=True)[0, 0, 0, 0]
+
+
+def _bilinear_by_aten(feature, y, x):
+    import torch
+
+    return torch.ops.aten.grid_sampler_2d(feature[None, None], _point_as_grid(feature, y, x), 0, 1, True)[0, 0, 0, 0]
+
+
+def _bilinear_by_script(feature, y, x):
+    import torch
+
+    unit = torch.jit.CompilationUnit("def sample(f, g):\n    return torch.grid_sampler(f, g, 0, 1, True)\n")
+    return unit.sample(feature[None, None], _point_as_grid(feature, y, x))[0, 0, 0, 0]
+
+
+def _bilinear_by_segedu(feature, y, x):
+    from segedu.instance import bilinear_interpolate as sample
+
+    return sample(feature, y, x)
+
+
+def _roi_align_by_torchvision(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    from torchvision.ops import roi_align as align
+
+    return align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned)
+
+
+def _roi_align_by_module(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    from torchvision.ops import RoIAlign
+
+    return RoIAlign(output_size, spatial_scale, sampling_ratio, aligned)(features, boxes)
+
+
+def _roi_align_by_torch_ops(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    import torch
+    import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+
+    return torch.ops.torchvision.roi_align(features, boxes, spatial_scale, *output_size, sampling_ratio, aligned)
+
+
+def _mask_iou_by_pycocotools(a, b):
+    from pycocotools import mask as coco_mask
+
+    def rle(masks):
+        return coco_mask.encode(np.asfortranarray(masks.numpy().transpose(1, 2, 0).astype(np.uint8)))
+
+    return coco_mask.iou(rle(a), rle(b), [0] * len(b))
+
+
+MASK_RCNN_DELEGATIONS = {
+    "F.grid_sample under an alias": ("bilinear_interpolate", _bilinear_by_grid_sample, "torch.nn.functional.grid_sample"),
+    "torch.ops.aten.grid_sampler_2d": ("bilinear_interpolate", _bilinear_by_aten, "torch._ops"),
+    "TorchScript's grid_sampler": ("bilinear_interpolate", _bilinear_by_script, "torch.jit"),
+    "segedu.instance": ("bilinear_interpolate", _bilinear_by_segedu, "segedu.instance"),
+    "torchvision.ops.roi_align": ("roi_align", _roi_align_by_torchvision, "torchvision.ops"),
+    "torchvision.ops.RoIAlign": ("roi_align", _roi_align_by_module, "torchvision.ops"),
+    "torch.ops.torchvision.roi_align": ("roi_align", _roi_align_by_torch_ops, "torch._ops"),
+    "pycocotools.mask.iou": ("mask_iou", _mask_iou_by_pycocotools, "pycocotools"),
+}
+
+
+@pytest.mark.parametrize("how", list(MASK_RCNN_DELEGATIONS))
+def test_09_every_route_to_a_sampler_or_a_peer_is_caught(how):
+    """Exercise 09 forbids torchvision, pycocotools and torch's samplers, not torch: each route is numerically
+    right (float32-safe) and trips the wire, with the exercise's rule in the message."""
+    name, function, forbidden_name = MASK_RCNN_DELEGATIONS[how]
+    ex = exercise("09_mask_rcnn")
+    for args, kwargs, case, hidden in cases("09_mask_rcnn", name)[:1]:
+        assert np.allclose(np.asarray(_compare.plain(function(*args, **kwargs)), dtype=float),
+                           np.asarray(_compare.plain(ex.reference(name)(*args, **kwargs)), dtype=float), atol=1e-5)
+        message = failure(ex, name, function, *args, case=case, **kwargs)
+        assert forbidden_name in message and "earn no points" in message and ex.spec.allowed in message
+
+
+def test_09_the_tools_of_a_sample_loop_are_allowed():
+    """Indexing, math.floor and ceil, zeros, stack, einsum, matmul and where: the correct answers of
+    tests/correct_answers.py trip nothing, for every case of every function."""
+    from correct_answers import ANSWERS
+
+    ex = exercise("09_mask_rcnn")
+    for code in ANSWERS["09_mask_rcnn"]:
+        namespace = {"math": __import__("math"), "torch": __import__("torch")}
+        for source in code.values():
+            exec(compile(source, "<correct answer>", "exec"), namespace)
+        for name in ex.spec.functions:
+            for args, kwargs, case, hidden in cases("09_mask_rcnn", name):
+                ex.check(name, namespace[name], *args, case=case, hidden=hidden, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from segedu.grading.exercises import EXERCISES  # noqa: E402  (after the constan
 CONVOLUTION = EXERCISES["08_deeplab"].blocked_operators
 CORRELATION = EXERCISES["08_deeplab"].blocked_functions
 UNPOOLING = EXERCISES["07_segnet"].blocked_operators
+SAMPLERS = EXERCISES["09_mask_rcnn"].blocked_operators
 
 PRELUDE = '''
 import json, torch, torch.nn.functional as F
@@ -199,6 +200,36 @@ def test_unpooling_routes_are_switched_off_and_convolution_stays():
     assert torch.allclose(torch.tensor(routes["convolution"]["value"]), F.conv2d(x, w), atol=1e-5)
 
 
+def test_bilinear_samplers_are_switched_off_and_indexing_stays():
+    """Exercise 09: every operator that samples bilinearly (or upsamples at all) is gone; gathering stays."""
+    routes = run_guarded('''
+        grid = torch.rand(1, 3, 4, 2) * 2 - 1
+        report("F.grid_sample", lambda: F.grid_sample(x, grid, align_corners=True))
+        report("F.interpolate bilinear", lambda: F.interpolate(x, size=(9, 9), mode="bilinear"))
+        report("nn.Upsample", lambda: torch.nn.Upsample(scale_factor=2, mode="bilinear")(x))
+        report("antialiased", lambda: F.interpolate(x, size=(3, 3), mode="bilinear", antialias=True))
+        report("nearest", lambda: F.interpolate(x, scale_factor=2))
+        report("torch.ops.aten", lambda: torch.ops.aten.grid_sampler_2d(x, grid, 0, 0, True))
+        report("with autograd", lambda: F.grid_sample(x.clone().requires_grad_(), grid, align_corners=True))
+        report("upsample_bilinear2d.out by a C++ handle", lambda: torch._C._get_operation_overload(
+            "aten::upsample_bilinear2d", "out")[0](x, [9, 9], False, None, None, out=torch.empty(0)))
+        report("torch._decomp", lambda: torch._decomp.decompositions.upsample_bilinear2d(x, [9, 9], False))
+        report("gathering", lambda: x[0, :, [1, 2], [3, 4]] * 0.25 + x[0, :, [2, 3], [4, 5]] * 0.75)
+    ''', SAMPLERS)
+    # torchvision, the other peer, is not even importable there: the sandbox hides it
+    from segedu.instructor.grade import hidden_modules
+
+    assert "torchvision" in hidden_modules("09_mask_rcnn") and "torch" not in hidden_modules("09_mask_rcnn")
+    for route in ("F.grid_sample", "F.interpolate bilinear", "nn.Upsample", "antialiased", "nearest",
+                  "torch.ops.aten", "with autograd", "upsample_bilinear2d.out by a C++ handle"):
+        assert_blocked(routes[route], "switched off in this grading kernel")
+    assert not routes["torch._decomp"]["ran"], routes["torch._decomp"]
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 6, 7)   # the prelude's tensor
+    expected = x[0, :, [1, 2], [3, 4]] * 0.25 + x[0, :, [2, 3], [4, 5]] * 0.75
+    assert torch.allclose(torch.tensor(routes["gathering"]["value"]), expected)
+
+
 def test_no_fresh_interpreter_can_start_once_a_cell_ran():
     """The seccomp filter refuses execve itself, below every audit event a student could avoid."""
     routes = run_guarded('''
@@ -255,6 +286,9 @@ def test_the_exercises_that_need_the_guard_ask_for_it():
             assert operators, f"{assignment} forbids part of torch but blocks no operator in its kernels"
         if operators:
             assert "torch" not in hidden_modules(assignment)
+            # the guard imports torchvision to block its operators: hidden, it would stop every kernel
+            if "torchvision" in hidden_modules(assignment):
+                assert not any(p.startswith("torchvision::") for p in operators), assignment
             assert json.loads(config)["blocked_operators"] == list(operators)
             assert assignment in json.loads(config)["rule"]
         else:

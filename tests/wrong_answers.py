@@ -773,5 +773,105 @@ known.add("08_deeplab", "aspp",
                must_lose=ASPP_CELLS),
 )
 
+# ----------------------------------------------------------------------------- 09 Mask R-CNN
+
+BILINEAR_CELLS = ("test_bilinear_interpolate", "test_bilinear_interpolate_border")
+BILINEAR_FIRST = "    height, width = feature.shape[-2:]\n"
+CLAMPS = ("    if y_low >= height - 1:\n        y_low = y_high = height - 1\n        y = float(y_low)\n"
+          "    else:\n        y_high = y_low + 1\n"
+          "    if x_low >= width - 1:\n        x_low = x_high = width - 1\n        x = float(x_low)\n"
+          "    else:\n        x_high = x_low + 1\n")
+
+known.add("09_mask_rcnn", "bilinear_interpolate",
+    Submission("bilinear_swaps_x_and_y", "reads y as the column and x as the row",
+               (M("bilinear_interpolate", BILINEAR_FIRST, "    y, x = x, y\n" + BILINEAR_FIRST),),
+               must_lose=BILINEAR_CELLS),
+    Submission("bilinear_weights_swapped", "puts 1 - ly on the high row (and 1 - lx on the high column)",
+               (M("bilinear_interpolate", "    ly, lx = y - y_low, x - x_low\n    hy, hx = 1.0 - ly, 1.0 - lx\n",
+                  "    hy, hx = y - y_low, x - x_low\n    ly, lx = 1.0 - hy, 1.0 - hx\n"),),
+               must_lose=BILINEAR_CELLS),
+    # the band above the last row reads row H: an IndexError, which its hint names too
+    Submission("bilinear_no_border_clamp", "never clamps: the band [-1, 0) extrapolates, the band (H - 1, H] reads row H",
+               (M("bilinear_interpolate", "    y, x = max(y, 0.0), max(x, 0.0)\n", ""),
+                M("bilinear_interpolate", CLAMPS, "    y_high, x_high = y_low + 1, x_low + 1\n")),
+               must_lose=("test_bilinear_interpolate_border",)),
+    Submission("bilinear_band_is_zero", "gives 0 for the whole band -1 <= y < 0 (and x) instead of clamping it",
+               (M("bilinear_interpolate", "if y < -1.0 or y > height or x < -1.0 or x > width:",
+                  "if y < 0.0 or y > height or x < 0.0 or x > width:"),),
+               must_lose=("test_bilinear_interpolate_border",)),
+    Submission("delegates_to_grid_sample", "samples the point with F.grid_sample (align_corners=True) under an alias",
+               replace={"bilinear_interpolate": (
+                   "from torch.nn.functional import grid_sample as sample\n\n"
+                   "def bilinear_interpolate(feature, y, x):\n"
+                   "    height, width = feature.shape[-2:]\n"
+                   "    if y < -1.0 or y > height or x < -1.0 or x > width:\n"
+                   "        return torch.zeros((), dtype=feature.dtype)\n"
+                   "    grid = torch.tensor([[[[2 * min(max(x, 0.0), width - 1) / (width - 1) - 1,\n"
+                   "                           2 * min(max(y, 0.0), height - 1) / (height - 1) - 1]]]], dtype=feature.dtype)\n"
+                   "    return sample(feature[None, None], grid, mode='bilinear', align_corners=True)[0, 0, 0, 0]\n")},
+               must_lose=BILINEAR_CELLS),
+)
+
+ROI_CELLS = ("test_roi_align", "test_roi_align_aligned", "test_roi_align_adaptive", "test_roi_align_spatial_scale",
+             "test_roi_align_small_boxes")
+ROI_FIRST = "    pooled_h, pooled_w = output_size\n"
+GRID_H = "grid_h = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_h / pooled_h)"
+GRID_W = "grid_w = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_w / pooled_w)"
+
+known.add("09_mask_rcnn", "roi_align",
+    Submission("roi_align_without_half_pixel", "ignores aligned: aligned=True computed as aligned=False",
+               (M("roi_align", ROI_FIRST, "    aligned = False\n" + ROI_FIRST),),
+               must_lose=("test_roi_align_aligned", "test_roi_align_adaptive", "test_roi_align_spatial_scale",
+                          "test_roi_align_small_boxes")),
+    Submission("roi_align_shift_always", "subtracts the half pixel whatever aligned says",
+               (M("roi_align", "offset = 0.5 if aligned else 0.0", "offset = 0.5"),),
+               must_lose=("test_roi_align", "test_roi_align_adaptive", "test_roi_align_spatial_scale",
+                          "test_roi_align_small_boxes")),
+    Submission("roi_align_rounds_box", "rounds the scaled corners to whole pixels, as RoIPool",
+               tuple(M("roi_align", f"{c} * spatial_scale", f"round({c} * spatial_scale)") for c in ("x1", "y1", "x2", "y2")),
+               must_lose=ROI_CELLS),
+    Submission("roi_align_always_adaptive", "ignores sampling_ratio: always the adaptive grid",
+               (M("roi_align", GRID_H, "grid_h = math.ceil(roi_h / pooled_h)"),
+                M("roi_align", GRID_W, "grid_w = math.ceil(roi_w / pooled_w)")),
+               must_lose=("test_roi_align", "test_roi_align_aligned", "test_roi_align_spatial_scale")),
+    Submission("roi_align_one_sample", "ignores sampling_ratio: one sample per bin",
+               (M("roi_align", GRID_H, "grid_h = 1"), M("roi_align", GRID_W, "grid_w = 1")),
+               must_lose=("test_roi_align", "test_roi_align_aligned", "test_roi_align_adaptive",
+                          "test_roi_align_spatial_scale")),
+    Submission("roi_align_grid_from_map", "sizes the adaptive grid from the whole map: ceil(H / P_h)",
+               (M("roi_align", "math.ceil(roi_h / pooled_h)", "math.ceil(feature.shape[-2] / pooled_h)"),
+                M("roi_align", "math.ceil(roi_w / pooled_w)", "math.ceil(feature.shape[-1] / pooled_w)")),
+               must_lose=("test_roi_align_adaptive", "test_roi_align_spatial_scale")),
+    Submission("roi_align_no_minimum_size", "forgets that aligned=False makes a region at least one pixel",
+               (M("roi_align", "        if not aligned:\n            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)\n",
+                  ""),),
+               must_lose=("test_roi_align_small_boxes",)),
+    Submission("roi_align_unscaled_bins", "sizes the region (bins and grid) from the unscaled box",
+               (M("roi_align", "roi_w = x2 * spatial_scale - offset - start_x", "roi_w = x2 - x1"),
+                M("roi_align", "roi_h = y2 * spatial_scale - offset - start_y", "roi_h = y2 - y1")),
+               must_lose=("test_roi_align_spatial_scale",)),
+    Submission("delegates_to_torchvision_roi_align", "calls torchvision.ops.roi_align under an alias",
+               replace={"roi_align": (
+                   "from torchvision.ops import roi_align as library_roi_align\n\n"
+                   "def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):\n"
+                   "    return library_roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned)\n")},
+               must_lose=ROI_CELLS),
+)
+
+IOU_CELLS = ("test_mask_iou", "test_mask_iou_empty")
+IOU_TAIL = ("    iou = torch.zeros_like(union)\n    nonempty = union > 0\n"
+            "    iou[nonempty] = intersection[nonempty] / union[nonempty]\n    return iou\n")
+
+known.add("09_mask_rcnn", "mask_iou",
+    Submission("iou_divides_by_sum_of_areas", "divides the intersection by |A| + |B|, not by the union",
+               (M("mask_iou", " - intersection\n", "\n"),), must_lose=IOU_CELLS),
+    Submission("iou_intersection_only", "returns the intersections (pixel counts)",
+               (M("mask_iou", "    return iou\n", "    return intersection\n"),), must_lose=IOU_CELLS),
+    Submission("iou_transposed", "returns the (M, N) matrix",
+               (M("mask_iou", "    return iou\n", "    return iou.T\n"),), must_lose=IOU_CELLS),
+    Submission("iou_empty_nan", "divides everywhere: two empty masks give 0/0 = NaN",
+               (M("mask_iou", IOU_TAIL, "    return intersection / union\n"),), must_lose=("test_mask_iou_empty",)),
+)
+
 KNOWN_MISTAKES = known.by_function      # (assignment, function) -> fixtures
 WRONG_ANSWERS = known.by_assignment     # assignment -> fixtures, in the order they were filed

@@ -275,6 +275,32 @@ _NUMPY_CORRELATION = ("numpy._core._multiarray_umath:correlate", "numpy._core._m
 
 _CONV = "segedu.conv:conv_transpose2d"
 
+# Exercise 09 re-implements RoIAlign, whose peers are torchvision (roi_align, RoIAlign, its pure-Python
+# _roi_align, box_iou) and torch's own bilinear samplers. torchvision, pycocotools, torchmetrics, sklearn and
+# scipy are forbidden whole, so a sandboxed kernel cannot import them at all (and torchvision's operators,
+# which it registers only when imported, never exist there); torch stays importable. Inside torch, the
+# samplers that compute bilinear samples at arbitrary points or on a grid: F.grid_sample (a Python frame of
+# torch.nn.functional, then the C builtin torch.grid_sampler), F.interpolate and nn.Upsample (every mode: the
+# C builtins torch._C._nn.upsample_*), and the routes to their operators that go around those names
+# (torch.ops through torch._ops, TorchScript and torch.compile, the Python decompositions in torch._decomp,
+# torch._refs and torch._inductor). In a sandboxed kernel the guard also switches the operators themselves off.
+_TORCH_SAMPLERS = tuple(f"torch.nn.functional.{name}" for name in (
+    "grid_sample", "interpolate", "upsample", "upsample_bilinear", "upsample_nearest",
+)) + tuple(f"torch.{name}" for name in (
+    "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback", "cudnn_grid_sampler",
+    "compile",
+)) + tuple(f"torch._C._nn.{name}" for name in (
+    "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d", "_upsample_bicubic2d_aa",
+    "_upsample_lanczos2d_aa", "upsample_linear1d", "upsample_trilinear3d", "upsample_nearest1d",
+    "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
+    "_upsample_nearest_exact3d",
+)) + ("torch._ops", "torch.jit", "torch._dynamo", "torch._inductor", "torch._decomp", "torch._refs")
+
+#: the operators behind those samplers, every overload (backward passes included): grid sampling and
+#: every upsampling mode. The leading underscore also names the Python helpers that torch._decomp's
+#: decompositions and torch._inductor call (_grid_sampler_2d, _upsample_linear): the guard replaces those too.
+_SAMPLER_OPERATORS = (r"aten::_?(cudnn_)?grid_sampler.*", r"aten::_?upsample_.*")
+
 
 EXERCISES = registry(
     ExerciseSpec(
@@ -424,6 +450,28 @@ EXERCISES = registry(
                 "form (F.conv2d, nn.Conv2d, torch.convolution, conv_transpose, F.unfold / nn.Unfold, "
                 "torch.ops.aten, torch.jit, torchvision.ops, numpy's convolve and correlate, scipy.signal or "
                 "scipy.ndimage) and not segedu.",
+    ),
+    ExerciseSpec(
+        assignment="09_mask_rcnn",
+        functions=(
+            ("bilinear_interpolate", GradedFunction("segedu.instance:bilinear_interpolate")),
+            # float32 answers average up to ~40 samples in another order than the reference: ~1e-6 apart on
+            # values of size ~1; every known mistake moves an output by far more. The dtype is part of the
+            # answer ("floats keep their dtype"): the tests pass float32 and float64 maps.
+            ("roi_align", GradedFunction("segedu.instance:roi_align",
+                                         options={"rtol": 1e-4, "atol": 1e-5, "same_dtype": True})),
+            # the reference returns float64 (as pycocotools); any float answer passes. NaN equals NaN only
+            # so that the hint of an empty union's 0/0 finds its NaN: the reference never returns NaN.
+            ("mask_iou", GradedFunction("segedu.instance:mask_iou", options={"equal_nan": True})),
+        ),
+        forbidden=("segedu", "torchvision", "pycocotools", "torchmetrics", "sklearn.metrics",
+                   "scipy.spatial.distance") + _TORCH_SAMPLERS,
+        importable=("torch",),
+        blocked_operators=_SAMPLER_OPERATORS,
+        allowed="Use torch tensor operations (indexing, zeros, arithmetic, sum, reshape, @, torch.where), math, and "
+                "your own bilinear_interpolate, but no ready-made sampler, RoI operator or mask IoU: not "
+                "torchvision, F.grid_sample, F.interpolate or nn.Upsample, torch.ops, torch.jit or torch.compile, "
+                "pycocotools, torchmetrics, sklearn.metrics or scipy, and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

@@ -844,6 +844,191 @@ def aspp_batch_norm_training_mode(x, params, rates):
     return _aspp(x, params, rates, training=True)
 
 
+# ----------------------------------------------------------------------------- 09 Mask R-CNN
+
+def _roi_bilinear(feature, y, x, *, low_band=-1.0, clamp=True, swap_weights=False):
+    """RoIAlign's bilinear sample of ``feature[..., H, W]`` at (y, x), with one thing changed.
+
+    Written like the exercise's answer (Python floats, ``int`` truncation, the same indexing order),
+    so that a mistake that crashes raises the very error a student's answer raises.
+    """
+    import torch
+
+    height, width = feature.shape[-2:]
+    if y < low_band or y > height or x < low_band or x > width:
+        return torch.zeros(feature.shape[:-2], dtype=feature.dtype)
+    if clamp:
+        y, x = max(y, 0.0), max(x, 0.0)
+    y_low, x_low = int(y), int(x)
+    y_high, x_high = y_low + 1, x_low + 1
+    if clamp and y_low >= height - 1:
+        y_low = y_high = height - 1
+        y = float(y_low)
+    if clamp and x_low >= width - 1:
+        x_low = x_high = width - 1
+        x = float(x_low)
+    ly, lx = y - y_low, x - x_low
+    hy, hx = 1.0 - ly, 1.0 - lx
+    if swap_weights:
+        ly, lx, hy, hx = hy, hx, ly, lx
+    return (hy * hx * feature[..., y_low, x_low] + hy * lx * feature[..., y_low, x_high]
+            + ly * hx * feature[..., y_high, x_low] + ly * lx * feature[..., y_high, x_high])
+
+
+def bilinear_swaps_x_and_y(feature, y, x):
+    return _roi_bilinear(feature, x, y)
+
+
+def bilinear_weights_swapped(feature, y, x):
+    return _roi_bilinear(feature, y, x, swap_weights=True)
+
+
+def bilinear_no_border_clamp(feature, y, x):
+    return _roi_bilinear(feature, y, x, clamp=False)
+
+
+def bilinear_band_is_zero(feature, y, x):
+    return _roi_bilinear(feature, y, x, low_band=0.0)
+
+
+def _roi_bilinear_grid(feature, ys, xs):
+    """``feature`` (C, H, W) sampled at every (ys[i], xs[j]) by RoIAlign's rule: (C, len(ys), len(xs)).
+
+    Bilinear sampling on a grid separates into rows and columns: each axis gives its two neighbours,
+    their weights and whether the coordinate lies within one pixel of the map (else the sample is 0).
+    """
+    import torch
+
+    def axis(coords, size):
+        coords = torch.as_tensor(coords, dtype=torch.float64)
+        inside = (coords >= -1.0) & (coords <= size)
+        coords = coords.clamp(min=0.0)
+        low = coords.floor().long()
+        top = low >= size - 1
+        low = torch.where(top, size - 1, low)
+        high = torch.where(top, size - 1, low + 1)
+        coords = torch.where(top, low.to(torch.float64), coords)
+        frac = coords - low
+        return low, high, (1.0 - frac) * inside, frac * inside
+
+    feature = feature.to(torch.float64)
+    y_low, y_high, y_wlow, y_whigh = axis(ys, feature.shape[-2])
+    x_low, x_high, x_wlow, x_whigh = axis(xs, feature.shape[-1])
+    out = 0.0
+    for rows, row_weight in ((y_low, y_wlow), (y_high, y_whigh)):
+        for cols, col_weight in ((x_low, x_wlow), (x_high, x_whigh)):
+            out = out + feature[:, rows][:, :, cols] * row_weight[:, None] * col_weight[None, :]
+    return out
+
+
+def _roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, *,
+               shift=None, minimum_size=True, round_box=False, grid=None, scale_size=True):
+    """torchvision's roi_align for (K, 5) boxes, with one thing changed.
+
+    ``shift``: the half-pixel offset whatever ``aligned`` says (None: 0.5 when aligned);
+    ``minimum_size``: whether aligned=False makes a region at least one pixel; ``round_box``: round
+    the scaled corners (RoIPool); ``grid``: "adaptive" (sampling_ratio ignored), "one" (one sample per
+    bin) or "map" (the adaptive count from the whole map); ``scale_size``: whether the region's size
+    is scaled by spatial_scale.
+    """
+    import math
+
+    import torch
+
+    pooled_h, pooled_w = output_size
+    offset = (0.5 if aligned else 0.0) if shift is None else shift
+    out = torch.zeros(len(boxes), features.shape[1], pooled_h, pooled_w, dtype=torch.float64)
+    height, width = features.shape[-2:]
+    for k, (b, x1, y1, x2, y2) in enumerate(torch.as_tensor(boxes).tolist()):
+        corners = [c * spatial_scale for c in (x1, y1, x2, y2)]
+        if round_box:
+            corners = [float(round(c)) for c in corners]
+        start_x, start_y, end_x, end_y = (c - offset for c in corners)
+        roi_w, roi_h = end_x - start_x, end_y - start_y
+        if not scale_size:
+            roi_w, roi_h = x2 - x1, y2 - y1
+        if minimum_size and not aligned:
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        bin_h, bin_w = roi_h / pooled_h, roi_w / pooled_w
+        if grid == "one":
+            grid_h = grid_w = 1
+        elif grid == "map" and sampling_ratio <= 0:
+            grid_h, grid_w = math.ceil(height / pooled_h), math.ceil(width / pooled_w)
+        elif sampling_ratio > 0 and grid != "adaptive":
+            grid_h = grid_w = sampling_ratio
+        else:
+            grid_h, grid_w = math.ceil(roi_h / pooled_h), math.ceil(roi_w / pooled_w)
+        if grid_h <= 0 or grid_w <= 0:
+            continue   # no sample: the bins stay 0
+        ys = [start_y + i * bin_h + (iy + 0.5) * bin_h / grid_h for i in range(pooled_h) for iy in range(grid_h)]
+        xs = [start_x + j * bin_w + (ix + 0.5) * bin_w / grid_w for j in range(pooled_w) for ix in range(grid_w)]
+        samples = _roi_bilinear_grid(features[int(b)], ys, xs)
+        channels = samples.shape[0]
+        out[k] = samples.reshape(channels, pooled_h, grid_h, pooled_w, grid_w).sum(dim=(2, 4)) / (grid_h * grid_w)
+    return out.to(features.dtype)
+
+
+def roi_align_without_half_pixel(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned=False)
+
+
+def roi_align_shift_always(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, shift=0.5)
+
+
+def roi_align_rounds_box(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, round_box=True)
+
+
+def roi_align_always_adaptive(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, grid="adaptive")
+
+
+def roi_align_one_sample(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, grid="one")
+
+
+def roi_align_grid_from_map(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, grid="map")
+
+
+def roi_align_no_minimum_size(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, minimum_size=False)
+
+
+def roi_align_unscaled_bins(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+    return _roi_align(features, boxes, output_size, spatial_scale, sampling_ratio, aligned, scale_size=False)
+
+
+def _mask_counts(a, b):
+    """(intersections (N, M), areas of a (N,), areas of b (M,)) of two stacks of masks, as float64 numpy."""
+    a = np.asarray(plain(a)).reshape(len(a), -1).astype(np.float64)
+    b = np.asarray(plain(b)).reshape(len(b), -1).astype(np.float64)
+    return a @ b.T, a.sum(axis=1), b.sum(axis=1)
+
+
+def iou_divides_by_sum_of_areas(a, b):
+    intersection, area_a, area_b = _mask_counts(a, b)
+    total = area_a[:, None] + area_b[None, :]
+    return np.where(total > 0, intersection / np.maximum(total, 1), 0.0)
+
+
+def iou_intersection_only(a, b):
+    return _mask_counts(a, b)[0]
+
+
+def iou_transposed(a, b):
+    intersection, area_a, area_b = _mask_counts(a, b)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1), 0.0).T
+
+
+def iou_empty_nan(a, b):
+    intersection, area_a, area_b = _mask_counts(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return intersection / (area_a[:, None] + area_b[None, :] - intersection)
+
+
 # ----------------------------------------------------------------------------- 11 COCO
 
 def frequency_counts_crowds(coco):
@@ -930,7 +1115,7 @@ def _m(function, hint: str) -> KnownMistake:
 
 A00, A01, A02, A03, A04, A05, A11 = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions",
                                      "04_transpose_convolution", "05_fcn", "11_coco_eda")
-A06, A07, A08 = "06_unet", "07_segnet", "08_deeplab"
+A06, A07, A08, A09 = "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn"
 
 MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
     (A00, "confusion_matrix"): (
@@ -1170,6 +1355,44 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
         _m(aspp_batch_norm_training_mode, "Hint: the batch norm uses the batch's own mean and variance; in "
                                           "inference mode it uses the running_mean and running_var it is given "
                                           "(F.batch_norm with training=False)."),
+    ),
+    (A09, "bilinear_interpolate"): (
+        _m(bilinear_swaps_x_and_y, "Hint: x and y are swapped: y is the row (the first index of feature[..., row, "
+                                   "column]) and x the column."),
+        _m(bilinear_weights_swapped, "Hint: the weights are on the wrong neighbours: the low row y0 gets 1 - ly (it is "
+                                     "the nearer one when ly is small) and the high row ly; the same for columns."),
+        _m(bilinear_no_border_clamp, "Hint: points on the border band are not clamped: y = max(y, 0), and when "
+                                     "y0 >= H - 1, y0 = y1 = H - 1 (the same for x with W)."),
+        _m(bilinear_band_is_zero, "Hint: points between -1 and 0 still count: only y < -1 or x < -1 (or y > H, "
+                                  "x > W) give 0; clamp the others to the map."),
+    ),
+    (A09, "roi_align"): (
+        _m(roi_align_without_half_pixel, "Hint: aligned=True is treated as aligned=False: shift the scaled corners by "
+                                         "0.5 pixel (x1 * spatial_scale - 0.5), and give the region no minimum size."),
+        _m(roi_align_shift_always, "Hint: the half-pixel shift is applied with aligned=False too; only aligned=True "
+                                   "subtracts 0.5 from the scaled corners."),
+        _m(roi_align_rounds_box, "Hint: the box's corners are rounded to whole pixels, as RoIPool does; RoIAlign keeps "
+                                 "the scaled corners (x1 * spatial_scale) as they are."),
+        _m(roi_align_always_adaptive, "Hint: sampling_ratio is ignored: when it is positive, each bin has a "
+                                      "sampling_ratio x sampling_ratio grid of samples."),
+        _m(roi_align_one_sample, "Hint: each bin has one sample; it has a grid: sampling_ratio per side, or "
+                                 "ceil(h / P_h) by ceil(w / P_w) when sampling_ratio <= 0."),
+        _m(roi_align_grid_from_map, "Hint: the adaptive grid comes from the whole map (H / P_h); use the region's own "
+                                    "size: ceil(h / P_h) by ceil(w / P_w) samples."),
+        _m(roi_align_no_minimum_size, "Hint: with aligned=False a region is at least one pixel: w = max(w, 1) and "
+                                      "h = max(h, 1) before it is cut into bins."),
+        _m(roi_align_unscaled_bins, "Hint: the region's size is not scaled: its width is (x2 - x1) * spatial_scale "
+                                    "feature-map pixels, like its corners."),
+    ),
+    (A09, "mask_iou"): (
+        _m(iou_divides_by_sum_of_areas, "Hint: this divides by the sum of the areas; divide by the union, "
+                                        "|A| + |B| - |A and B|, which counts the overlap once."),
+        _m(iou_intersection_only, "Hint: this is the intersection alone (a pixel count); divide it by the union to "
+                                  "get the IoU."),
+        _m(iou_transposed, "Hint: the result is transposed: entry [i, j] compares a[i] with b[j], so its shape is "
+                           "(N, M)."),
+        _m(iou_empty_nan, "Hint: an empty union gives 0/0 = NaN; its IoU is 0 (as in pycocotools): divide only where "
+                          "the union is positive."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),

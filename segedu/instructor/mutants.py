@@ -70,11 +70,12 @@ TIMEOUT_S = 10.0         # seconds per mutant at most ...
 ADAPTIVE_FACTOR = 20.0   # ... and at most this many times the unmutated solution's time,
 ADAPTIVE_MIN_S = 2.0     # but never less than this
 EXERCISES = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions", "04_transpose_convolution",
-             "05_fcn", "06_unet", "07_segnet", "08_deeplab", "11_coco_eda")
+             "05_fcn", "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn", "11_coco_eda")
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # seconds per mutant, roughly
-SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "08_deeplab": 2, "04_transpose_convolution": 1, "07_segnet": 1}
+SLOW_FIRST = {"03_regions": 3, "02_edges": 2, "08_deeplab": 2, "09_mask_rcnn": 2, "04_transpose_convolution": 1,
+              "07_segnet": 1}
 
 # (assignment, function, mutant id) -> why no input (that the grading accepts) can tell the mutant from the
 # solution. A mutant listed here that the operators no longer produce is an error (the list cannot rot).
@@ -105,6 +106,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("07_segnet", "segnet_decoder_stage",
      "segnet_decoder_stage:constant:L1:33:`2` -> `3`"):
         "the same: with output_size given, the kernel size passed to max_unpool2d changes no position or size",
+    ("09_mask_rcnn", "bilinear_interpolate", "bilinear_interpolate:boundary:L3:42:`-2` -> `((-2) - 1)`"):
+        "the zero returned outside the map has shape feature.shape[:-3]: () for the (H, W) maps the tests grade, as "
+        "feature.shape[:-2]; for the (C, H, W) maps roi_align passes, the scalar 0 broadcasts into the (C,) sum the same",
+    ("09_mask_rcnn", "bilinear_interpolate", "bilinear_interpolate:constant:L3:43:`2` -> `3`"):
+        "the same slice written feature.shape[:-3]: a 0-d zero for (H, W) maps, and a scalar 0 that broadcasts into "
+        "roi_align's (C,) sum for (C, H, W) ones",
     ("11_coco_eda", "label_map", "label_map:arith:L13:83:`height - 1` -> `(height + 1)`"):
         "the row of output row i is floor((i + 0.5) * height / size[0]) <= height - 1, so np.minimum(..., height "
         "- 1) never binds and a larger bound changes nothing",
