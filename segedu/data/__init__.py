@@ -44,6 +44,9 @@ _LAZY = {
     "load_real_coco_subset": "coco",
     "fiftyone_dataset": "coco",
     "fiftyone_environment": "coco",
+    # a torch Dataset of COCO-format instances for Mask R-CNN (unit 09)
+    "CocoInstances": "coco",
+    "collate_instances": "coco",
 }
 
 __all__ = [
@@ -80,6 +83,8 @@ __all__ = [
     "load_real_coco_subset",
     "fiftyone_dataset",
     "fiftyone_environment",
+    "CocoInstances",
+    "collate_instances",
 ]
 
 

@@ -15,6 +15,8 @@ module                    what it holds
 :mod:`.stats`             the EDA statistics (the assignment's references)
 :mod:`.evaluation`        masks between FiftyOne and pycocotools, COCO result entries, instances
                           from class probabilities
+:mod:`.instances`         :class:`CocoInstances`: a torch ``Dataset`` of images and Mask R-CNN
+                          targets (unit 09), and its ``collate``
 :mod:`.fiftyone_env`      :func:`fiftyone_environment`: a private FiftyOne database, started in a
                           folder and stopped on exit (through FiftyOne internals, checked first)
 ========================  ==========================================================================
@@ -23,7 +25,8 @@ module                    what it holds
 numpy-2 warning out of students' output; the readers and writers here use it themselves.
 
 Importing this package is light: numpy only. pycocotools, PIL and scipy are imported by the
-functions that need them, and FiftyOne only by the FiftyOne functions.
+functions that need them, FiftyOne only by the FiftyOne functions, and torch only when
+:class:`CocoInstances` is first asked for (PEP 562).
 """
 
 from __future__ import annotations
@@ -65,4 +68,20 @@ __all__ = [
     "encode_mask",
     "coco_annotation",
     "instances_from_probabilities",
+    # a torch Dataset for detectors (segedu.data.coco.instances imports torch: loaded on first use)
+    "CocoInstances",
+    "collate_instances",
 ]
+
+# segedu.data.coco.instances imports torch, so it loads when one of its names is first used (PEP 562).
+_LAZY = {"CocoInstances": "CocoInstances", "collate_instances": "collate"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import instances
+
+        value = getattr(instances, _LAZY[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
