@@ -859,3 +859,151 @@ def test_convolution_by_torch_earns_nothing_in_the_sandbox(attacked_convolution)
     assert unanswered < full   # the ASPP uses the student's own convolution, so it fails with it
     for student in ("5001", "5002", "5003", "5004", "5005", "5006", "5007", "5008", "5010"):
         assert float(rows[student]["score"]) == unanswered, (student, rows[student])
+
+
+# ----------------------------------------------------------------------------- torch's samplers, torchvision
+
+R = "09_mask_rcnn"
+_BILINEAR = "def bilinear_interpolate(feature, y, x):\n"
+_ROI_ALIGN = "def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):\n"
+# the normalised grid point of (y, x), clamped as RoIAlign clamps, for the samplers that want one
+_GRID_POINT = ("    h, w = feature.shape[-2:]\n"
+               "    if y < -1.0 or y > h or x < -1.0 or x > w:\n"
+               "        return torch.zeros((), dtype=feature.dtype)\n"
+               "    g = torch.tensor([[[[2 * min(max(x, 0.0), w - 1) / (w - 1) - 1,\n"
+               "                        2 * min(max(y, 0.0), h - 1) / (h - 1) - 1]]]], dtype=feature.dtype)\n")
+_SILENCE = "import segedu_tripwire\nsegedu_tripwire.Tripwire._hook = lambda self, *args: None\n"
+
+
+# found by attack review R1: another library's sampler, one plane at a time, at the point shifted into a
+# copy of the map padded by its edge values (RoIAlign's clamping); float32 samplers reach float64 as the
+# sum of samples of the map's float32 part and of its remainder (sampling is linear)
+_BY_PLANE = ("def bilinear_interpolate(feature, y, x):\n"
+             "    import numpy as np\n"
+             "    height, width = feature.shape[-2:]\n"
+             "    if y < -1.0 or y > height or x < -1.0 or x > width:\n"
+             "        return torch.zeros(feature.shape[:-2], dtype=feature.dtype)\n"
+             "    y, x = min(max(y, 0.0), height - 1.0), min(max(x, 0.0), width - 1.0)\n"
+             "    planes = np.pad(feature.detach().reshape(-1, height, width).numpy(), ((0, 0), (1, 1), (1, 1)),\n"
+             "                    mode='edge')\n"
+             "    values = [_sample(plane, y + 1.0, x + 1.0) for plane in planes]\n"
+             "    return torch.tensor(values, dtype=feature.dtype).reshape(feature.shape[:-2])\n")
+_TORCH_SAMPLE = ("def _sample(plane, y, x):\n"
+                 "    import numpy as np\n"
+                 "    p = torch.from_numpy(np.ascontiguousarray(plane)).to(torch.float64)[None, None]\n"
+                 "    h, w = p.shape[-2:]\n"
+                 "    grid = torch.tensor([[[[2 * x / (w - 1) - 1, 2 * y / (h - 1) - 1]]]], dtype=torch.float64)\n"
+                 "    return float(_grid_sampler(p, grid, 0, 1, True)[0, 0, 0, 0])\n")
+_LIBRARY_SAMPLERS = {
+    "PIL": ("def _sample(plane, y, x):\n"
+            "    import numpy as np\n"
+            "    from PIL import Image\n"
+            "    high = plane.astype(np.float32)\n"
+            "    parts = (high, (plane - high).astype(np.float32))\n"
+            "    return sum(float(np.asarray(Image.fromarray(np.ascontiguousarray(part)).transform(\n"
+            "        (1, 1), Image.AFFINE, (1, 0, x, 0, 1, y), resample=Image.BILINEAR))[0, 0]) for part in parts)\n"),
+    "cv2": ("def _sample(plane, y, x):\n"
+            "    import numpy as np, cv2\n"
+            "    high = plane.astype(np.float32)\n"
+            "    parts = (high, (plane - high).astype(np.float32))\n"
+            "    return sum(float(cv2.getRectSubPix(np.ascontiguousarray(p), (1, 1), (x, y))[0, 0]) for p in parts)\n"),
+    "skimage": ("def _sample(plane, y, x):\n"
+                "    import numpy as np\n"
+                "    from skimage.transform._warps_cy import _warp_fast\n"
+                "    return float(_warp_fast(plane.astype(np.float64), np.array([[1, 0, x], [0, 1, y], [0, 0, 1.0]]),\n"
+                "                            output_shape=(1, 1), order=1)[0, 0])\n"),
+    # torch's own Python grid sampler, compiled again from its source under another name
+    "torch source": ("import ast as _ast, torch._decomp.decompositions as _d\n"
+                     "_tree = _ast.parse(open(_d.__file__).read())\n"
+                     "_functions = [n for n in _tree.body if isinstance(n, _ast.FunctionDef)]\n"
+                     "for _n in _functions:\n"
+                     "    _n.decorator_list = []\n"
+                     "_namespace = dict(vars(_d), __name__='student_helpers')\n"
+                     "exec(compile(_ast.Module(body=_functions, type_ignores=[]), '<my helpers>', 'exec'), _namespace)\n"
+                     "_grid_sampler = _namespace['_grid_sampler_2d']\n" + _TORCH_SAMPLE),
+    # ... or from its cached bytecode, with no compile at all
+    "torch bytecode": ("import marshal as _marshal, types as _types, importlib.util as _util\n"
+                       "import torch._decomp.decompositions as _d\n"
+                       "_code = _marshal.loads(open(_util.cache_from_source(_d.__file__), 'rb').read()[16:])\n"
+                       "_namespace = dict(vars(_d), __name__='student_helpers')\n"
+                       "for _c in _code.co_consts:\n"
+                       "    if isinstance(_c, _types.CodeType):\n"
+                       "        _namespace[_c.co_name] = _types.FunctionType(_c, _namespace)\n"
+                       "_grid_sampler = lambda *args: _namespace['_grid_sampler_2d'](*args, True)\n" + _TORCH_SAMPLE),
+    # the Python kernel the dispatcher keeps for the meta device
+    "py_kernels": (_SILENCE + "from torch._C import DispatchKey as _Key\n"
+                   "_grid_sampler = torch.ops.aten.grid_sampler_2d.default.py_kernels[_Key.Meta]\n" + _TORCH_SAMPLE),
+}
+
+
+def _sampler_routes() -> dict[str, tuple[str, str]]:
+    """student -> (the answer cell it replaces, its code): each hands the work to a library."""
+    return {
+        "6001": ("roi_align", "import torchvision\n" + _ROI_ALIGN +
+                 "    return torchvision.ops.roi_align(features, boxes, output_size, spatial_scale, sampling_ratio,"
+                 " aligned)\n"),
+        # torchvision's compiled operators, loaded by path (torchvision itself is hidden)
+        "6002": ("roi_align", "import glob, os, torch\n"
+                 "for path in glob.glob(os.path.join(os.path.dirname(torch.__file__), '..', 'torchvision', '_C*.so')):\n"
+                 "    try:\n"
+                 "        torch.ops.load_library(path)\n"
+                 "    except Exception:\n"
+                 "        pass\n" + _ROI_ALIGN +
+                 "    return torch.ops.torchvision.roi_align(features, boxes, spatial_scale, output_size[0],\n"
+                 "                                           output_size[1], sampling_ratio, aligned)\n"),
+        "6003": ("bilinear_interpolate", _SILENCE + "import torch.nn.functional as F\n" + _BILINEAR + _GRID_POINT +
+                 "    return F.grid_sample(feature[None, None], g, align_corners=True)[0, 0, 0, 0]\n"),
+        # a C++ operator handle: no Python frame for the tripwire to see
+        "6004": ("bilinear_interpolate", "_grid = torch._C._get_operation_overload('aten::grid_sampler_2d', '')[0]\n"
+                 + _BILINEAR + _GRID_POINT + "    return _grid(feature[None, None], g, 0, 0, True)[0, 0, 0, 0]\n"),
+        "6005": ("mask_iou", "def mask_iou(a, b):\n    from pycocotools import mask as m\n    import numpy as np\n"
+                 "    A = m.encode(np.asfortranarray(a.numpy().transpose(1, 2, 0).astype(np.uint8)))\n"
+                 "    B = m.encode(np.asfortranarray(b.numpy().transpose(1, 2, 0).astype(np.uint8)))\n"
+                 "    return torch.as_tensor(m.iou(A, B, [0] * len(b)))\n"),
+        # Python decompositions of grid sampling, in torch._decomp and torch._inductor (found by helper X)
+        "6006": ("bilinear_interpolate", _SILENCE + "import torch._decomp.decompositions as d\n" + _BILINEAR +
+                 _GRID_POINT + "    return d.grid_sampler_2d(feature[None, None], g, 0, 0, True)[0, 0, 0, 0]\n"),
+        "6007": ("bilinear_interpolate", _SILENCE + _BILINEAR + _GRID_POINT +
+                 "    import torch._inductor.decomposition as d\n"
+                 "    return d.grid_sampler_2d(feature[None, None], g, 0, 0, True)[0, 0, 0, 0]\n"),
+        # numpy's 1-D interpolation twice, which clamps at the edges as RoIAlign does (R1)
+        "6008": ("bilinear_interpolate", _BILINEAR + (
+            "    import numpy as np\n"
+            "    height, width = feature.shape[-2:]\n"
+            "    if y < -1.0 or y > height or x < -1.0 or x > width:\n"
+            "        return torch.zeros(feature.shape[:-2], dtype=feature.dtype)\n"
+            "    planes = feature.detach().reshape(-1, height, width).numpy()\n"
+            "    values = [np.interp(y, np.arange(height), [np.interp(x, np.arange(width), row) for row in plane])\n"
+            "              for plane in planes]\n"
+            "    return torch.tensor(values, dtype=feature.dtype).reshape(feature.shape[:-2])\n")),
+        **{f"60{11 + index}": ("bilinear_interpolate", sampler + _BY_PLANE)
+           for index, sampler in enumerate(_LIBRARY_SAMPLERS.values())},
+    }
+
+
+@pytest.fixture(scope="module")
+def attacked_sampling(tmp_path_factory):
+    """Exercise 09 forbids torchvision (hidden from the kernel) and torch's bilinear samplers (switched
+    off by the kernel guard): a route keeps only what the same notebook keeps with that answer unanswered."""
+    base = tmp_path_factory.mktemp("attacks09")
+    release = nbformat.read(ROOT / "exercises" / R / f"{R}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / R / f"{R}.ipynb", as_version=4))
+    stubs = {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    notebooks = {"6000": fill_in(release, answers)}
+    for index, cell in enumerate(("bilinear_interpolate", "roi_align", "mask_iou")):
+        notebooks[f"609{index}"] = fill_in(release, dict(answers, **{cell: stubs[cell]}))
+    notebooks.update({student: fill_in(release, dict(answers, **{cell: code}))
+                      for student, (cell, code) in _sampler_routes().items()})
+    return _grade_class(base, R, notebooks)
+
+
+def test_sampling_by_a_library_earns_nothing_in_the_sandbox(attacked_sampling):
+    rows = attacked_sampling
+    full = float(rows["6000"]["score"])
+    assert full > 0 and rows["6000"]["status"] == "ok" and float(rows["6000"]["max_score"]) == full, rows["6000"]
+    unanswered = {cell: float(rows[f"609{index}"]["score"])
+                  for index, cell in enumerate(("bilinear_interpolate", "roi_align", "mask_iou"))}
+    assert all(score < full for score in unanswered.values()), unanswered
+    for student, (cell, _) in _sampler_routes().items():
+        assert float(rows[student]["score"]) == unanswered[cell], (student, cell, rows[student])

@@ -215,7 +215,14 @@ def test_bilinear_samplers_are_switched_off_and_indexing_stays():
             "aten::upsample_bilinear2d", "out")[0](x, [9, 9], False, None, None, out=torch.empty(0)))
         report("torch._decomp", lambda: torch._decomp.decompositions.upsample_bilinear2d(x, [9, 9], False))
         report("gathering", lambda: x[0, :, [1, 2], [3, 4]] * 0.25 + x[0, :, [2, 3], [4, 5]] * 0.75)
-    ''', SAMPLERS)
+        # rebuilding torch's Python grid sampler from its source or its cached bytecode (attack review R1)
+        import importlib.util, torch._decomp.decompositions as decompositions
+        report("torch's source", lambda: open(decompositions.__file__).read()[:10])
+        report("torch's bytecode", lambda: open(importlib.util.cache_from_source(decompositions.__file__), "rb").read(9))
+        report("torch._refs' source", lambda: open(torch._refs.__file__).read()[:10])
+        report("np.interp", lambda: torch.tensor(__import__("numpy").interp(0.5, [0, 1], [1.0, 3.0])))
+        report("another file", lambda: torch.tensor(len(open(torch.__file__).read()) > 0))
+    ''', SAMPLERS, functions=EXERCISES["09_mask_rcnn"].blocked_functions)
     # torchvision, the other peer, is not even importable there: the sandbox hides it
     from segedu.instructor.grade import hidden_modules
 
@@ -224,6 +231,10 @@ def test_bilinear_samplers_are_switched_off_and_indexing_stays():
                   "torch.ops.aten", "with autograd", "upsample_bilinear2d.out by a C++ handle"):
         assert_blocked(routes[route], "switched off in this grading kernel")
     assert not routes["torch._decomp"]["ran"], routes["torch._decomp"]
+    for route in ("torch's source", "torch's bytecode", "torch._refs' source"):
+        assert_blocked(routes[route], "is not allowed in a grading kernel")
+    assert_blocked(routes["np.interp"], "switched off in this grading kernel")
+    assert routes["another file"]["ran"], routes["another file"]
     torch.manual_seed(0)
     x = torch.randn(1, 2, 6, 7)   # the prelude's tensor
     expected = x[0, :, [1, 2], [3, 4]] * 0.25 + x[0, :, [2, 3], [4, 5]] * 0.75

@@ -296,6 +296,10 @@ _TORCH_SAMPLERS = tuple(f"torch.nn.functional.{name}" for name in (
     "_upsample_nearest_exact3d",
 )) + ("torch._ops", "torch.jit", "torch._dynamo", "torch._inductor", "torch._decomp", "torch._refs")
 
+#: numpy's C linear interpolation, behind np.interp: two 1-D interpolations (rows, then the column of
+#: results) are a bilinear sample, with RoIAlign's clamping at the edges for free (attack review R1)
+_NUMPY_INTERPOLATION = ("numpy._core._multiarray_umath:interp", "numpy._core._multiarray_umath:interp_complex")
+
 #: the operators behind those samplers, every overload (backward passes included): grid sampling and
 #: every upsampling mode. The leading underscore also names the Python helpers that torch._decomp's
 #: decompositions and torch._inductor call (_grid_sampler_2d, _upsample_linear): the guard replaces those too.
@@ -468,10 +472,12 @@ EXERCISES = registry(
                    "scipy.spatial.distance") + _TORCH_SAMPLERS,
         importable=("torch",),
         blocked_operators=_SAMPLER_OPERATORS,
+        blocked_functions=_NUMPY_INTERPOLATION,
         allowed="Use torch tensor operations (indexing, zeros, arithmetic, sum, reshape, @, torch.where), math, and "
                 "your own bilinear_interpolate, but no ready-made sampler, RoI operator or mask IoU: not "
                 "torchvision, F.grid_sample, F.interpolate or nn.Upsample, torch.ops, torch.jit or torch.compile, "
-                "pycocotools, torchmetrics, sklearn.metrics or scipy, and not segedu.",
+                "numpy.interp, pycocotools, torchmetrics, sklearn.metrics or scipy, image libraries (PIL, OpenCV, "
+                "scikit-image), and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

@@ -608,12 +608,23 @@ def hidden_modules(assignment: str) -> tuple[str, ...]:
     A peer inside a package that answers need (07 forbids torch's unpooling kernel, not torch) stays
     importable: the exercise lists that package in ``importable``, and the kernel's tripwire watches
     the forbidden prefix instead.
+
+    Besides those, :data:`ALWAYS_HIDDEN`: libraries in the grading environment that no answer needs and
+    that do much of what the exercises ask (PIL filters and resamples, OpenCV has a function for nearly
+    every unit, pandas interpolates), unless an exercise lists them in ``importable``.
     """
     from segedu.grading.exercises import EXERCISES
 
     spec = EXERCISES[assignment]
-    hidden = {"segedu"} | {prefix.split(".")[0] for prefix in spec.forbidden}
+    hidden = {"segedu"} | set(ALWAYS_HIDDEN) | {prefix.split(".")[0] for prefix in spec.forbidden}
     return tuple(sorted(hidden - set(spec.importable)))
+
+
+#: Importable packages that an answer could hand any unit's work to (found by attack review: PIL's
+#: affine transform, cv2.getRectSubPix and skimage's _warp_fast sample bilinearly, PIL's kernel filter
+#: convolves); no answer needs them, so no grading kernel can import them.
+ALWAYS_HIDDEN = ("PIL", "cv2", "fiftyone", "imageio", "kornia", "matplotlib", "pandas", "shapely", "skimage",
+                 "sklearn", "torchmetrics")
 
 
 def kernel_guard(assignment: str) -> str:

@@ -19,7 +19,10 @@ directly is not seen. This guard removes the peers instead, at interpreter start
 2. **torch's Python decompositions of those operators are removed** (``torch._decomp``), and so are
    other functions the exercise names (``numpy``'s C correlation behind ``np.convolve`` and
    ``np.correlate``): every alias in a loaded module is replaced. Re-executing their source files is
-   refused, so a reload cannot bring them back.
+   refused, so a reload cannot bring them back, and from the first cell on so is opening them, their
+   cached bytecode, or anything in torch's packages of Python kernels (``torch._decomp``,
+   ``torch._refs``, ``torch._prims``, ``torch._inductor``), so that no cell can compile their code
+   again under another name.
 3. **An audit hook (PEP 578), which cannot be removed once added, refuses** from the first notebook
    cell on ``gc`` object searches and starting programs. At that moment the guard also installs a
    seccomp filter (Linux, x86-64 and AArch64) that makes ``execve`` fail for every thread of the
@@ -203,8 +206,31 @@ def _seccomp_without_exec(libc) -> None:
         raise OSError(ctypes.get_errno(), "seccomp(SECCOMP_SET_MODE_FILTER) failed")
 
 
-def _audit_hook(keep_alive, protected_files, on_arm):
-    """The hook: refuses REFUSED_EVENTS after the first notebook cell, and re-running ``protected_files``."""
+#: torch's packages of Python operator implementations (decompositions, references, primitives, the
+#: compiler's decompositions), relative to torch's folder: what a student could rebuild an operator from
+TORCH_PYTHON_KERNELS = ("_decomp", "_refs", "_prims", "_prims_common", "_inductor")
+
+
+def _unreadable(torch, protected_files) -> tuple:
+    """Path prefixes a notebook may not open: the protected files, their cached bytecode, torch's kernel packages.
+
+    Refusing to re-run a file is not enough: its source (or its ``__pycache__`` bytecode, loaded with
+    ``marshal``) can be compiled under another name, with the blocked helpers put back.
+    """
+    prefixes = []
+    for path in protected_files:
+        folder, name = os.path.split(path)
+        prefixes += [path, os.path.join(folder, "__pycache__", os.path.splitext(name)[0] + ".")]
+    if torch is not None:
+        root = os.path.dirname(os.path.realpath(torch.__file__))
+        prefixes += [os.path.join(root, package) + os.sep for package in TORCH_PYTHON_KERNELS]
+        prefixes += [os.path.join(root, package) + ".py" for package in TORCH_PYTHON_KERNELS]
+    return tuple(prefixes)
+
+
+def _audit_hook(keep_alive, protected_files, on_arm, unreadable=()):
+    """The hook: refuses REFUSED_EVENTS after the first notebook cell, re-running ``protected_files``,
+    and, once armed, opening what starts with one of the ``unreadable`` prefixes."""
     state = {"armed": False, "keep": keep_alive}
     realpath = os.path.realpath
 
@@ -221,6 +247,11 @@ def _audit_hook(keep_alive, protected_files, on_arm):
             filename = getattr(args[0], "co_filename", None)
             if isinstance(filename, str) and realpath(filename) in protected_files:
                 raise GuardRefused(f"Re-running {os.path.basename(filename)} is not allowed in a grading kernel.")
+        elif state["armed"] and event == "open" and unreadable and args and isinstance(args[0], (str, bytes)):
+            path = realpath(os.fsdecode(args[0]))
+            if path.startswith(unreadable):
+                raise GuardRefused(f"Reading {os.path.basename(path)} is not allowed in a grading kernel: it holds "
+                                   f"what this exercise asks you to write yourself.")
         elif state["armed"] and event in REFUSED_EVENTS:
             raise GuardRefused(f"{REFUSED_EVENTS[event].capitalize()} is not allowed in a grading kernel "
                                f"({event}). Your code runs here only to compute what your functions return.")
@@ -237,7 +268,7 @@ def install(blocked_operators=(), blocked_functions=(), rule: str = "this exerci
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)   # loaded now: the hook must not need to load anything
-    keep_alive, protected = [libc], set()
+    keep_alive, protected, torch = [libc], set(), None
     if blocked_operators:
         import torch
 
@@ -255,7 +286,7 @@ def install(blocked_operators=(), blocked_functions=(), rule: str = "this exerci
         if forbid_exec:
             _seccomp_without_exec(libc)
 
-    sys.addaudithook(_audit_hook(keep_alive, frozenset(protected), on_arm))
+    sys.addaudithook(_audit_hook(keep_alive, frozenset(protected), on_arm, _unreadable(torch, protected)))
 
 
 def install_from_environment() -> None:
