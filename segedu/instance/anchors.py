@@ -4,7 +4,7 @@ A region proposal network (Ren et al. 2015, arXiv:1506.01497, §3.1) does not pr
 nothing: at every position of a feature map of stride :math:`s` it places :math:`A` = (number of
 sizes) × (number of aspect ratios) *anchors* centred on the position, and regresses each anchor
 onto a nearby object (:func:`segedu.instance.encode_boxes`). Training labels each anchor by its best
-IoU with the ground truth (:func:`match_anchors`): foreground above 0.7, background below 0.3,
+IoU with the ground truth (:func:`match_anchors`): foreground at IoU ≥ 0.7, background below 0.3,
 ignored in between, plus, for every object, the anchor(s) that overlap it best.
 
 ==================  ====================================================================================

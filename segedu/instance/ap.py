@@ -43,7 +43,8 @@ __all__ = [
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 #: COCO's 101 recall thresholds 0, 0.01, ..., 1.
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
-#: COCO's area ranges in square pixels (both ends inclusive): small < 32², medium, large > 96².
+#: COCO's area ranges in square pixels, both ends inclusive as pycocotools has them: small ≤ 32², 32² ≤ medium ≤ 96²,
+#: large ≥ 96² (an area of exactly 32² or 96² counts in two ranges).
 AREA_RANGES = {"all": (0.0, 1e5**2), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e5**2)}
 
 
@@ -266,7 +267,8 @@ def coco_ap(coco_gt, detections, iou_type="segm", max_detections=100):
     and category, the highest scored), pool the images, and take :func:`average_precision`. AP
     averages the ten thresholds and the categories that have ground truth (COCO's -1 marks the
     others and is left out); AP50 and AP75 use one threshold; APs/APm/APl keep only ground truths
-    (and unmatched detections) of area < 32², in [32², 96²], > 96², the others being ignored.
+    (and unmatched detections) of area ≤ 32², in [32², 96²], ≥ 96² (pycocotools includes both ends), the others
+    being ignored.
 
     Equal to ``pycocotools.cocoeval.COCOeval(coco_gt, coco_gt.loadRes(detections), iou_type)``'s
     ``stats[:6]`` after ``evaluate(); accumulate(); summarize()`` (to rounding, 1e-12), including two

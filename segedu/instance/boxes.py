@@ -287,8 +287,8 @@ def decode_boxes(deltas, proposals, weights=(1.0, 1.0, 1.0, 1.0), clip=DEFAULT_B
         h = h_a \exp\Big(\min\big(\tfrac{t_h}{w_h}, c\big)\Big),
 
     and the box is :math:`(x - w/2, y - h/2, x + w/2, y + h/2)`. The clip :math:`c = \log(1000/16)`
-    stops an untrained regressor from producing overflowing boxes (Ren et al. 2015,
-    arXiv:1506.01497; torchvision's ``bbox_xform_clip``).
+    stops an untrained regressor from producing overflowing boxes (Detectron's ``BBOX_XFORM_CLIP``,
+    kept by torchvision as ``bbox_xform_clip``).
 
     Equal to ``torchvision.models.detection._utils.BoxCoder(weights).decode_single(deltas,
     proposals)``. ``deltas`` may hold one box per class, N×(4K) (the box head's output); the result

@@ -6,7 +6,10 @@ one segment per category, so its instance id does not matter. Pixels of a catego
 thing nor stuff are *void* (unlabelled or ambiguous) and are left out.
 
 Segments of one category match when their IoU exceeds 0.5, which makes matching unique with no
-search (two predicted segments cannot both cover more than half of one target segment). Per
+search: IoU(p, g) > ½ implies |p ∩ g| > ½ |p ∪ g| ≥ ½ |g|, so p covers more than half of g, and two
+predicted segments, which do not overlap, cannot both do that (nor, symmetrically, can two targets
+cover more than half of one prediction): each segment has at most one match (Kirillov et al. 2019,
+arXiv:1801.00868, theorem 1). Per
 category, with the matched pairs TP, unmatched predictions FP and unmatched targets FN,
 
 .. math::

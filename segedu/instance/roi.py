@@ -96,8 +96,8 @@ def bilinear_interpolate(feature, y, x):
     >>> f = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     >>> bilinear_interpolate(f, 0.5, 0.25)
     tensor(1.2500)
-    >>> bilinear_interpolate(f, torch.tensor([-0.5, 1.5, 2.5]), torch.tensor([0.0, 1.0, 0.0]))
-    tensor([0., 3., 0.])
+    >>> bilinear_interpolate(f, torch.tensor([-0.5, 1.5, 2.5]), torch.tensor([1.0, 1.0, 0.0]))
+    tensor([1., 3., 0.])
     """
     if not isinstance(feature, torch.Tensor):
         raise SegeduTypeError(
@@ -227,11 +227,7 @@ def _as_rois(features: torch.Tensor, boxes) -> torch.Tensor:
 def _check_sampling_ratio(sampling_ratio) -> int:
     if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, numbers.Integral):
         raise SegeduTypeError(f"sampling_ratio must be an int, but got {sampling_ratio!r}.")
-    if sampling_ratio < -1:
-        raise SegeduInputError(
-            f"sampling_ratio must be -1 or 0 (adaptive: ceil(box size / output size) points per bin) or a "
-            f"positive number of points per bin side, but got {sampling_ratio}."
-        )
+    # torchvision treats every sampling_ratio <= 0 as adaptive; so do we
     return int(sampling_ratio)
 
 
@@ -314,7 +310,8 @@ def roi_align(features, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1
     spatial_scale : float
         Feature cells per image pixel, ``1 / stride`` (1/16 for a stride-16 backbone).
     sampling_ratio : int
-        Sample points per bin side; ``-1`` or ``0`` is adaptive, ``ceil(box size / output size)``.
+        Sample points per bin side; any value ``<= 0`` (``-1`` by default) is adaptive:
+        ``ceil(h / P_h)`` by ``ceil(w / P_w)`` points, ``h`` and ``w`` the box's size in feature cells.
     aligned : bool
         Shift boxes by half a cell so sample coordinates hit cell centres (Detectron2's fix; use True).
 

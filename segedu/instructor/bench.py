@@ -122,6 +122,9 @@ DEMO_PATTERNS = [
     # 08_deeplab: "DeepLab seed 0, 1 more epoch on cpu: trained in 3.5 s, validation mean IoU 0.888 -> 0.889 ..."
     (re.compile(r"(?P<name>SegNet|DeepLab) seed \d+, \d+ more epochs? on \w+: trained in (?P<seconds>[\d.]+) s, "
                 r"validation mean IoU [\d.]+ -> (?P<quality>[\d.]+)"), None),
+    # 09_mask_rcnn: "Mask R-CNN, 8 more iterations on cpu: trained in 4.4 s, held-out mask AP50 0.894 (target ≥ 0.7: reached)"
+    (re.compile(r"(?P<name>Mask R-CNN), \d+ more iterations on \w+: trained in (?P<seconds>[\d.]+) s, "
+                r"held-out mask AP50 (?P<quality>[\d.]+) \(target ≥ (?P<target>[\d.]+)[^)]*\)(?P<ap50>)"), None),
 ]
 
 
@@ -133,7 +136,7 @@ def training_rows(texts: dict[str, str]) -> list[Row]:
                 found = match.groupdict()
                 target = found.get("target")
                 quality = float(found["quality"])
-                metric = "instance F1" if "metric" in found else "mean IoU"
+                metric = "instance F1" if "metric" in found else "mask AP50" if "ap50" in found else "mean IoU"
                 detail = f"{metric} {quality:.3f}" + (f" (target >= {target}: "
                                                        f"{'reached' if quality >= float(target) else 'NOT reached'})"
                                                        if target else "")

@@ -145,8 +145,15 @@ class Mutant:
 
 
 def _short(text: str, limit: int = 70) -> str:
+    """``text`` on one line, cut to ``limit`` characters; a cut one ends in a digest of the whole, so
+    that two long expressions that differ only after the cut keep different ids."""
+    import hashlib
+
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    return f"{text[:limit - 12]}...#{digest}"
 
 
 _ARITH = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,

@@ -361,7 +361,7 @@ def train_mask_rcnn(model, dataset, iterations: int = 1000, batch_size: int = 4,
         history.append(value)
         running = value if running is None else 0.95 * running + 0.05 * value
         if progress:
-            bar.set_postfix(loss=f"{running:.3f}", mask=f"{float(losses['loss_mask']):.3f}")
+            bar.set_postfix(loss=f"{running:.3f}", mask=f"{float(losses['loss_mask'].detach()):.3f}")
     seconds = time.perf_counter() - start
     for p in frozen:
         p.requires_grad_(True)
