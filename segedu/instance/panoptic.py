@@ -55,8 +55,8 @@ def _check_panoptic(x, name: str) -> np.ndarray:
         hint = ""
         if arr.ndim == 2:
             hint = (
-                f" A plain H×W segment-id map lacks the categories: pair it with them, "
-                f"np.stack([category_map, instance_map], axis=-1)."
+                " A plain H×W segment-id map lacks the categories: pair it with them, "
+                "np.stack([category_map, instance_map], axis=-1)."
             )
         raise SegeduInputError(
             f"{name} must be H×W×2 or B×H×W×2 (category, instance) pairs, but got shape {arr.shape}.{hint}"
