@@ -21,8 +21,10 @@ directly is not seen. This guard removes the peers instead, at interpreter start
    ``np.correlate``): every alias in a loaded module is replaced. Re-executing their source files is
    refused, so a reload cannot bring them back, and from the first cell on so is opening them, their
    cached bytecode, or anything in torch's packages of Python kernels (``torch._decomp``,
-   ``torch._refs``, ``torch._prims``, ``torch._inductor``), so that no cell can compile their code
-   again under another name.
+   ``torch._refs``, ``torch._prims``, ``torch._inductor``), so that a cell cannot read their code
+   through Python's files (``open``, ``inspect``, ``linecache``, numpy's readers) and compile it again
+   under another name. Native readers raise no audit event: ``torch.UntypedStorage.from_file`` (whose
+   type cannot be patched) and libc through ``ctypes`` still read any file the sandbox shows.
 3. **An audit hook (PEP 578), which cannot be removed once added, refuses** from the first notebook
    cell on ``gc`` object searches and starting programs. At that moment the guard also installs a
    seccomp filter (Linux, x86-64 and AArch64) that makes ``execve`` fail for every thread of the
@@ -34,7 +36,8 @@ directly is not seen. This guard removes the peers instead, at interpreter start
 None of this judges anything: the verdict is still computed outside the kernel. It only makes the
 forbidden peers unavailable to the student's code, whatever that code patches. What it does not stop
 is an exploit of the interpreter itself (writing process memory through ``ctypes`` to undo the
-registrations); the similarity check and the instructor's review are the answer to that.
+registrations), a native read of torch's sources (point 2), or their code pasted into a cell; the
+similarity check and the instructor's review are the answer to those.
 
 The file is standalone (stdlib; torch and the named modules only when something is blocked), like
 the runner beside it.
