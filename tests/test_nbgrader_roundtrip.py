@@ -55,3 +55,27 @@ def test_the_kernel_does_not_write_test_cell_outputs(tmp_path):
             assert [o.output_type for o in cell.outputs] == ["stream"] and "passed (" in cell.outputs[0].text
         elif cell.cell_type == "code":
             assert cell.outputs == []
+
+
+def test_fixtures_share_a_notebook_only_where_they_cannot_see_each_other():
+    """pack(): 08's ASPP calls the student's dilated_conv2d and 07's decoder stage the student's
+    max_unpool2d, so their fixtures never share; edited, deleted and full-marks fixtures stay alone."""
+    from correct_answers import CORRECT_ANSWERS
+    from nbgrader_roundtrip import pack
+
+    before = after = 0
+    for assignment in ASSIGNMENTS:
+        solution = read_notebook(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
+        fixtures = WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment]
+        groups = pack(fixtures, solution, solution_answers(solution))
+        assert sorted(m.name for _, ms in groups for m in ms) == sorted(f.name for f in fixtures)
+        before, after = before + len(fixtures), after + len(groups)
+        for _, members in groups:
+            if len(members) == 1:
+                continue
+            assert not any(m.full_marks or m.edit_cells or m.delete_cells for m in members), assignment
+            functions = {m.function for m in members}
+            assert len(functions) == len(members), f"{assignment}: two fixtures of one function share a notebook"
+            assert not {"dilated_conv2d", "aspp"} <= functions
+            assert not {"max_unpool2d", "segnet_decoder_stage"} <= functions
+    assert after < before
