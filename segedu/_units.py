@@ -113,6 +113,12 @@ UNITS = (
          "a CPU and scored with COCOeval; panoptic quality",
          modules=("segedu.instance", "segedu.models.maskrcnn"),
          tests=("tests/test_instance.py", "tests/test_detection.py", "tests/test_maskrcnn.py"), kind="torch"),
+    Unit("10", "sam",
+         "Segment Anything: ViT patches and attention, MAE, the prompt encoder, the two-way mask decoder, ambiguity "
+         "and the min-over-masks loss; a TinySAM trained for the course; the automatic mask generator",
+         modules=("segedu.models.sam", "segedu.losses"),
+         tests=("tests/test_sam_parts.py", "tests/test_sam.py", "tests/test_tiny_sam.py", "tests/test_sam_pretrained.py"),
+         kind="torch"),
     Unit("11", "coco_eda", "assignment: COCO EDA with FiftyOne, preprocessing, a model, COCO mask AP, and a report",
          modules=("segedu.data.coco",),
          tests=("tests/test_coco.py", "tests/test_coco_eval.py", "tests/test_coco_stats.py")),
@@ -130,18 +136,22 @@ def unit(key: str) -> Unit:
     raise KeyError(f"no unit {key!r} in segedu/_units.py; the units are {', '.join(u.name for u in UNITS)}")
 
 
-#: Units the course plans (COURSE.md) that this version of the package does not have yet. Names that
-#: they will add raise :func:`later_unit_error`; a unit's row moves to :data:`UNITS` when it lands.
-PLANNED_UNITS = {"10": "SAM"}
+#: Units the course plans (COURSE.md) that this version of the package does not have yet, id -> topic.
+#: Names that they will add raise :func:`later_unit_error`; a unit's row moves to :data:`UNITS` when it
+#: lands. Every unit of COURSE.md has landed, so the table is empty; the mechanism stays for the next.
+PLANNED_UNITS: dict[str, str] = {}
 
 
-def later_unit_error(qualified_name: str, unit_id: str) -> AttributeError:
+def later_unit_error(qualified_name: str, unit_id: str, topic: str | None = None) -> AttributeError:
     """The error for a name that a planned unit adds, saying which unit and what to do.
 
-    >>> print(later_unit_error("segedu.models.TinySAM", "10"))
-    segedu.models.TinySAM comes with unit 10 (SAM), which this version of segedu does not have yet. Install the segedu release that unit 10's notebooks name in their setup cell.
+    ``topic`` defaults to the unit's entry in :data:`PLANNED_UNITS`.
+
+    >>> print(later_unit_error("segedu.models.SAM2", "12", "video"))
+    segedu.models.SAM2 comes with unit 12 (video), which this version of segedu does not have yet. Install the segedu release that unit 12's notebooks name in their setup cell.
     """
+    topic = topic if topic is not None else PLANNED_UNITS.get(unit_id, "a later unit")
     return AttributeError(
-        f"{qualified_name} comes with unit {unit_id} ({PLANNED_UNITS[unit_id]}), which this version of segedu does "
+        f"{qualified_name} comes with unit {unit_id} ({topic}), which this version of segedu does "
         f"not have yet. Install the segedu release that unit {unit_id}'s notebooks name in their setup cell."
     )

@@ -40,20 +40,21 @@ def test_layout_check_names_each_missing_file(tmp_path):
     course_copy = copy_course(tmp_path / "course")
     (course_copy / "tests").mkdir()   # test files are checked where the folder has tests
     (course_copy / "lectures" / "02_edges.ipynb").unlink()
-    new_unit = Unit("10", "sam", "SAM", modules=("segedu.models.sam",), tests=("tests/test_sam.py",), kind="torch")
+    new_unit = Unit("12", "video", "video", modules=("segedu.models.video",), tests=("tests/test_video.py",),
+                    kind="torch")
     problems = layout_problems(course_copy, UNITS + (new_unit,))
     assert "unit 02: its lecture lectures/02_edges.ipynb is missing" in problems
-    assert "unit 10: its module segedu.models.sam does not exist" in problems
-    assert "unit 10: its solution solutions/10_sam/10_sam.ipynb is missing" in problems
-    assert "unit 10: its exercise exercises/10_sam/10_sam.ipynb is missing" in problems
-    assert "unit 10: its lecture lectures/10_sam.ipynb is missing" in problems
-    assert "unit 10: no graded functions for 10_sam in segedu/grading/exercises.py" in problems
-    assert any("tests/test_sam.py is missing" in p for p in problems)
+    assert "unit 12: its module segedu.models.video does not exist" in problems
+    assert "unit 12: its solution solutions/12_video/12_video.ipynb is missing" in problems
+    assert "unit 12: its exercise exercises/12_video/12_video.ipynb is missing" in problems
+    assert "unit 12: its lecture lectures/12_video.ipynb is missing" in problems
+    assert "unit 12: no graded functions for 12_video in segedu/grading/exercises.py" in problems
+    assert any("tests/test_video.py is missing" in p for p in problems)
     assert "unit 02: its test file tests/test_edges.py is missing" in problems
     (course_copy / "tests").rmdir()
-    (course_copy / "lectures" / "10_sam.ipynb").write_text("{}")
+    (course_copy / "lectures" / "12_video.ipynb").write_text("{}")
     problems = layout_problems(course_copy)
-    assert "10_sam has notebooks but no row in segedu/_units.py" in problems
+    assert "12_video has notebooks but no row in segedu/_units.py" in problems
     assert not any("test file" in p for p in problems)
 
 

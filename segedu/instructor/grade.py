@@ -622,9 +622,10 @@ def hidden_modules(assignment: str) -> tuple[str, ...]:
 
 #: Importable packages that an answer could hand any unit's work to (found by attack review: PIL's
 #: affine transform, cv2.getRectSubPix and skimage's _warp_fast sample bilinearly, PIL's kernel filter
-#: convolves); no answer needs them, so no grading kernel can import them.
-ALWAYS_HIDDEN = ("PIL", "cv2", "fiftyone", "imageio", "kornia", "matplotlib", "pandas", "shapely", "skimage",
-                 "sklearn", "torchmetrics")
+#: convolves; segment_anything holds unit 10's references); no answer needs them, so no grading kernel can
+#: import them.
+ALWAYS_HIDDEN = ("PIL", "cv2", "fiftyone", "imageio", "kornia", "matplotlib", "pandas", "segment_anything", "shapely",
+                 "skimage", "sklearn", "torchmetrics")
 
 
 def kernel_guard(assignment: str) -> str:

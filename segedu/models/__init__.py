@@ -23,10 +23,12 @@ name                      what                                            module
 ``ASPP``                  atrous spatial pyramid pooling, as torchvision  :mod:`segedu.models.deeplab`
 ``small_mask_rcnn``       torchvision's Mask R-CNN (He et al. 2017) with  :mod:`segedu.models.maskrcnn`
                           a small backbone and slim heads, for a CPU
+``TinySAM``               Segment Anything (Kirillov et al. 2023) from    :mod:`segedu.models.sam`
+                          its parts, small enough to train on a CPU
 ``load_checkpoint``       a trained model shipped with segedu             :mod:`segedu.models.checkpoint`
 ========================  ==============================================  ================================
 
-A later unit adds ``TinySAM`` (10). Until a unit's module is part of segedu, asking for its names raises an
+When the course plans a unit that this version of segedu does not have yet, asking for its names raises an
 ``AttributeError`` that says which unit adds them, and ``__all__`` lists only the names that exist,
 so ``from segedu.models import *`` always works.
 
@@ -68,11 +70,12 @@ _LAZY = {
     "DeepLab": "deeplab",
     "ASPP": "deeplab",
     "small_mask_rcnn": "maskrcnn",
+    "TinySAM": "sam",
 }
 
 # public name of a planned unit -> the unit that adds it (segedu/_units.py). When the unit lands,
 # its names move from here to _LAZY.
-_LATER = {"TinySAM": "10"}
+_LATER: dict[str, str] = {}
 
 __all__ = list(_LAZY)
 

@@ -384,8 +384,9 @@ del _seed, _variant
 # Later units register their checkpoints in a module of their own, imported here so that REGISTRY is
 # complete whenever this module is: segedu.models.unet_recipes (U-Net on the nuclei) and
 # segedu.models.segnet_recipes (SegNet against U-Net), segedu.models.deeplab_recipes (DeepLab, ASPP and output stride),
-# segedu.models.maskrcnn_recipes (a small Mask R-CNN on the synthetic COCO instances).
+# segedu.models.maskrcnn_recipes (a small Mask R-CNN on the synthetic COCO instances), segedu.models.sam_recipes
+# (TinySAM on nested shapes).
 for _module in ("segedu.models.unet_recipes", "segedu.models.segnet_recipes", "segedu.models.deeplab_recipes",
-                "segedu.models.maskrcnn_recipes"):
+                "segedu.models.maskrcnn_recipes", "segedu.models.sam_recipes"):
     importlib.import_module(_module)
 del _module

@@ -1,0 +1,1 @@
+"""TinySAM's shipped checkpoint (unit 10): placeholder until the recipe lands."""
