@@ -31,6 +31,8 @@ errors, so a small object counts as much as a large one; the smoothing :math:`s`
 .. math:: \mathrm{Dice} = 1 - \frac{2 \sum y p + s}{\sum y + \sum p + s}.
 
 :func:`combined_loss` sums the three, as many segmentation codes do (SAM uses focal and Dice 20:1).
+:func:`sam_loss` is SAM's loss for :math:`M` masks per prompt: the minimum over the masks of
+20·focal + Dice, plus the squared error of the predicted IoUs [4].
 :func:`weighted_cross_entropy` is the multi-class (softmax) version of the weighted BCE.
 
 Conventions
@@ -92,6 +94,7 @@ __all__ = [
     "weighted_cross_entropy",
     "unet_weight_map",
     "unet_weight_map_reference",
+    "sam_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -189,11 +192,16 @@ def dice_loss(logits, target, smooth=1.0) -> torch.Tensor:
     target = _binary_target(target, logits)  # the loss has the logits' dtype
     _check_samples(logits)
     smooth = check_real_scalar(smooth, "smooth", minimum=0.0)
+    return _dice_per_sample(logits, target, smooth).mean()
+
+
+def _dice_per_sample(logits: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:
+    """The soft Dice loss of each sample (sums over all axes but the first); inputs already checked."""
     p = torch.sigmoid(logits).flatten(1)
     y = target.flatten(1)
     intersection = (p * y).sum(1)
     dice = (2 * intersection + smooth) / (y.sum(1) + p.sum(1) + smooth)
-    return (1 - dice).mean()
+    return 1 - dice
 
 
 def focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="mean") -> torch.Tensor:
@@ -244,6 +252,11 @@ def focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="mean") -> torch
         )
     gamma = check_real_scalar(gamma, "gamma", minimum=0.0)
     check_in(reduction, "reduction", _REDUCTIONS)
+    return _reduce(_focal_per_element(logits, target, alpha, gamma), reduction)
+
+
+def _focal_per_element(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """The focal loss of every element; inputs already checked."""
     p = torch.sigmoid(logits)
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = p * target + (1 - p) * (1 - target)
@@ -251,7 +264,7 @@ def focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="mean") -> torch
     if alpha >= 0:
         alpha_t = alpha * target + (1 - alpha) * (1 - target)
         loss = alpha_t * loss
-    return _reduce(loss, reduction)
+    return loss
 
 
 def bce_loss(logits, target, weight=None, reduction="mean") -> torch.Tensor:
@@ -369,6 +382,149 @@ def weighted_cross_entropy(logits, target, weight_map=None, reduction="mean") ->
     if weight_map is not None:
         loss = loss * _as_weight(weight_map, loss, "weight_map")
     return _reduce(loss, reduction)
+
+
+# ----------------------------------------------------------------------------------------------
+def _check_sam_inputs(mask_logits, iou_pred, target) -> torch.Tensor:
+    """Shapes, dtypes and devices of :func:`sam_loss`'s inputs; returns the target in the logits' dtype."""
+    if not _is_torch_tensor(mask_logits) or not mask_logits.is_floating_point():
+        raise SegeduTypeError(
+            f"mask_logits must be a floating-point torch.Tensor of shape (B, M, H, W) (M masks per sample, the "
+            f"raw decoder output), but got {_describe(mask_logits)}"
+            + (f" with dtype {mask_logits.dtype}" if _is_torch_tensor(mask_logits) else "")
+            + "."
+        )
+    if mask_logits.ndim != 4:
+        hint = (
+            " For a single mask per sample add the mask axis with mask_logits[:, None]."
+            if mask_logits.ndim == 3
+            else ""
+        )
+        raise SegeduInputError(
+            f"mask_logits must have shape (B, M, H, W), but it has shape {tuple(mask_logits.shape)}.{hint}"
+        )
+    b, m, h, w = mask_logits.shape
+    if not _is_torch_tensor(iou_pred) or not iou_pred.is_floating_point():
+        raise SegeduTypeError(
+            f"iou_pred must be a floating-point torch.Tensor of shape (B, M) = {(b, m)} (the IoU head's output), "
+            f"but got {_describe(iou_pred)}"
+            + (f" with dtype {iou_pred.dtype}" if _is_torch_tensor(iou_pred) else "")
+            + "."
+        )
+    if tuple(iou_pred.shape) != (b, m):
+        raise SegeduInputError(
+            f"iou_pred must have shape (B, M) = {(b, m)}, one predicted IoU per mask of mask_logits "
+            f"{tuple(mask_logits.shape)}, but it has shape {tuple(iou_pred.shape)}."
+            + (" Drop its trailing axis with iou_pred[..., 0]." if iou_pred.shape == (b, m, 1) else "")
+        )
+    if _is_torch_tensor(target) and tuple(target.shape) != (b, h, w):
+        tshape = tuple(target.shape)
+        hint = ""
+        if tshape == (b, 1, h, w):
+            hint = " Drop its channel axis with target[:, 0]."
+        elif tshape == (b, m, h, w):
+            hint = (
+                " The target is ONE mask per sample, compared with each of the M predicted masks; "
+                "pass target[:, 0] if the M copies are equal."
+            )
+        raise SegeduInputError(
+            f"target must have shape (B, H, W) = {(b, h, w)}, one ground-truth mask per sample of mask_logits "
+            f"{tuple(mask_logits.shape)}, but it has shape {tshape}.{hint}"
+        )
+    for name, x in (("iou_pred", iou_pred), ("target", target)):
+        if _is_torch_tensor(x) and x.device != mask_logits.device:
+            raise SegeduInputError(
+                f"{name} is on {x.device}, but mask_logits are on {mask_logits.device}. "
+                f"Move it with {name}.to(mask_logits.device)."
+            )
+    return check_binary_target(target, mask_logits[:, 0], "target", "mask_logits").to(mask_logits.dtype)
+
+
+def _mask_iou(predicted: torch.Tensor, target: torch.Tensor, dtype) -> torch.Tensor:
+    """IoU of boolean masks over the last two axes, 1 where both are empty (two equal masks)."""
+    intersection = (predicted & target).sum(dim=(-2, -1))
+    union = (predicted | target).sum(dim=(-2, -1))
+    iou = intersection.to(dtype) / union.clamp(min=1).to(dtype)
+    return torch.where(union > 0, iou, torch.ones_like(iou))
+
+
+def sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0) -> torch.Tensor:
+    r"""SAM's training loss: the best of the M masks by 20·focal + Dice, plus the IoU head's squared error.
+
+    A click is ambiguous (the dot, the ring around it, or the square around both?), so SAM predicts
+    :math:`M = 3` masks and is trained only on the one that fits the target best: a network that
+    had to match the target with every output would average the interpretations into a blur
+    (Kirillov et al. 2023, §3 "Resolving ambiguity" and appendix A "Losses and training"). For a
+    sample with mask logits :math:`z_1, \dots, z_M`, IoU predictions :math:`\hat s_m` and target
+    :math:`y`:
+
+    .. math::
+       L_m = \lambda_f\,\mathrm{FL}(z_m, y) + \lambda_d\,\mathrm{Dice}(z_m, y), \qquad
+       L = \min_m L_m + \frac{1}{M}\sum_{m=1}^M \bigl(\hat s_m - \mathrm{IoU}(z_m > 0,\, y)\bigr)^2 ,
+
+    and the loss is the mean of :math:`L` over the batch. The minimum back-propagates only through
+    the best mask. The IoU head learns from every mask, so that at test time it can rank the M
+    masks; its target is the IoU of the *thresholded* mask (what the user will see), a constant
+    without gradient.
+
+    Parameters
+    ----------
+    mask_logits : torch.Tensor
+        ``(B, M, H, W)`` floating-point logits, the decoder's masks at the target's resolution.
+    iou_pred : torch.Tensor
+        ``(B, M)`` predicted IoUs.
+    target : torch.Tensor
+        ``(B, H, W)`` floating-point 0/1 ground truth, one mask per sample (refused with its fix
+        when integer, boolean, 0/255, or of another shape).
+    focal_weight, dice_weight : float
+        :math:`\lambda_f = 20` and :math:`\lambda_d = 1`, SAM's ratio.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar in the logits' dtype (float64 in, float64 out).
+
+    Notes
+    -----
+    - :math:`\mathrm{FL}` is :func:`focal_loss` with :math:`\alpha = 0.25`, :math:`\gamma = 2`,
+      averaged over the :math:`H W` pixels of one mask; :math:`\mathrm{Dice}` is
+      :func:`dice_loss` of one mask, smoothing 1.
+    - :math:`\mathrm{IoU}(a, b) = |a \cap b| / |a \cup b|`, and 1 when both masks are empty (they
+      are equal), so an empty target predicted empty teaches the head "perfect".
+    - Ties in the minimum go to one mask (``torch.min``'s choice).
+
+    References
+    ----------
+    Kirillov et al., "Segment Anything", ICCV 2023, appendix A. arXiv:2304.02643;
+    Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017. arXiv:1708.02002;
+    Milletari et al., "V-Net", 3DV 2016. arXiv:1606.04797
+
+    Examples
+    --------
+    >>> import torch
+    >>> target = torch.zeros(1, 4, 4)
+    >>> target[0, 1:3, 1:3] = 1  # a 2×2 square
+    >>> right, wrong = 20 * (2 * target[0] - 1), torch.full((4, 4), 20.0)  # the square, and everything
+    >>> mask_logits = torch.stack([wrong, right])[None]  # (1, 2, 4, 4)
+    >>> iou_pred = torch.tensor([[0.25, 1.0]])  # true IoUs: 4/16 and 1
+    >>> sam_loss(mask_logits, iou_pred, target).item() < 1e-6  # the right mask is the minimum
+    True
+    >>> round(sam_loss(mask_logits, torch.tensor([[1.0, 1.0]]), target).item(), 4)  # (1 - 0.25)² / 2
+    0.2812
+    """
+    target = _check_sam_inputs(mask_logits, iou_pred, target)
+    focal_weight = check_real_scalar(focal_weight, "focal_weight", minimum=0.0)
+    dice_weight = check_real_scalar(dice_weight, "dice_weight", minimum=0.0)
+    b, m, h, w = mask_logits.shape
+    per_mask_target = target[:, None].expand(b, m, h, w)
+    focal = _focal_per_element(mask_logits, per_mask_target, alpha=0.25, gamma=2.0).mean(dim=(-2, -1))
+    dice = _dice_per_sample(mask_logits.reshape(b * m, h * w), per_mask_target.reshape(b * m, h * w), 1.0)
+    per_mask = focal_weight * focal + dice_weight * dice.view(b, m)
+    mask_term = per_mask.min(dim=1).values  # only the best mask receives a gradient
+    with torch.no_grad():
+        true_iou = _mask_iou(mask_logits > 0, per_mask_target > 0.5, dtype=mask_logits.dtype)
+    iou_term = ((iou_pred - true_iou) ** 2).mean(dim=1)
+    return (mask_term + iou_term).mean()
 
 
 # ----------------------------------------------------------------------------------------------

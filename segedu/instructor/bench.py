@@ -234,6 +234,39 @@ def reference_rows() -> list[Row]:
                         "not in segedu yet (unit 09): no figure"))
     else:
         rows.append(_roi_align_row(roi_align))
+    rows.extend(_sam_rows())
+    return rows
+
+
+def _sam_rows() -> list[Row]:
+    """Unit 10's references against segment-anything and torch: attention, the Fourier encoding, the
+    stability score."""
+    import torch
+    import torch.nn.functional as F
+    from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
+    from segment_anything.utils.amg import calculate_stability_score
+
+    from segedu.models.sam import attention, fourier_encoding, stability_score
+
+    gen = torch.Generator().manual_seed(10)
+    q, k, v = (torch.randn(4, 8, 256, 32, generator=gen) for _ in range(3))   # ViT-ish: 8 heads, 256 tokens
+    rows = [_ratio_row("attention 4x8 heads, 256 tokens, d 32", lambda: attention(q, k, v),
+                       lambda: F.scaled_dot_product_attention(q, k, v), REFERENCE_GOAL,
+                       "torch scaled_dot_product_attention",
+                       lambda: torch.testing.assert_close(attention(q, k, v), F.scaled_dot_product_attention(q, k, v),
+                                                          rtol=1e-4, atol=1e-5))]
+    peer = PositionEmbeddingRandom(64)
+    matrix = peer.positional_encoding_gaussian_matrix
+    coords = torch.rand(16, 1024, 2, generator=gen)
+    rows.append(_ratio_row("fourier_encoding 16x1024 points, 64 frequencies", lambda: fourier_encoding(coords, matrix),
+                           lambda: peer._pe_encoding(coords), REFERENCE_GOAL, "segment-anything PositionEmbeddingRandom",
+                           lambda: torch.testing.assert_close(fourier_encoding(coords, matrix), peer._pe_encoding(coords))))
+    logits = 4 * torch.randn(32, 3, 256, 256, generator=gen)
+    rows.append(_ratio_row("stability_score 32x3 masks 256x256", lambda: stability_score(logits, 0.0, 1.0),
+                           lambda: calculate_stability_score(logits, 0.0, 1.0), REFERENCE_GOAL,
+                           "segment-anything calculate_stability_score",
+                           lambda: torch.testing.assert_close(stability_score(logits, 0.0, 1.0),
+                                                              calculate_stability_score(logits, 0.0, 1.0))))
     return rows
 
 

@@ -30,7 +30,7 @@ name                       what                                                 
 ``parameter_counts``       parameters per component of a SAM                    :mod:`.pretrained`
 =========================  ===================================================  ==========================
 
-Names load on first use (PEP 562), so importing this package is cheap.
+The other names load on first use (PEP 562).
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ _LAZY = {
 }
 
 __all__ = list(_LAZY)
+
+# The function shares its name with its module: importing the module (the transformer does) would bind
+# ``segedu.models.sam.attention`` to the module, so the function is bound here, first. This imports torch,
+# which every component needs anyway.
+from .attention import Attention, attention  # noqa: E402
 
 
 def __getattr__(name: str):
