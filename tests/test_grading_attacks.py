@@ -1007,3 +1007,110 @@ def test_sampling_by_a_library_earns_nothing_in_the_sandbox(attacked_sampling):
     assert all(score < full for score in unanswered.values()), unanswered
     for student, (cell, _) in _sampler_routes().items():
         assert float(rows[student]["score"]) == unanswered[cell], (student, cell, rows[student])
+
+
+# ----------------------------------------------------------------------------- torch's attention, segment-anything
+
+A = "10_sam"
+_ATTENTION = "def attention(q, k, v):\n"
+
+
+def _attention_routes() -> dict[str, tuple[str, str]]:
+    """student -> (the answer cell it replaces, its code): each hands the work to torch or a hidden library."""
+    return {
+        "7001": ("attention", _SILENCE + "import torch.nn.functional as F\n" + _ATTENTION +
+                 "    return F.scaled_dot_product_attention(q, k, v)\n"),
+        # a C++ operator handle: no Python frame for the tripwire to see
+        "7002": ("attention", "_sdpa = torch._C._get_operation_overload('aten::scaled_dot_product_attention', '')[0]\n"
+                 + _ATTENTION + "    return _sdpa(q, k, v)\n"),
+        "7003": ("attention", _SILENCE + _ATTENTION + "    return torch._scaled_dot_product_attention_math(q, k, v)[0]\n"),
+        # multi-head attention's Python path computes the weights with bmm and softmax: one head, identity
+        # projections, and the weights it returns times v
+        "7004": ("attention", _SILENCE + "import torch.nn.functional as F\n" + _ATTENTION +
+                 "    d = q.shape[-1]\n"
+                 "    eye = torch.eye(d, dtype=q.dtype)\n"
+                 "    rows = []\n"
+                 "    for qi, ki in zip(q.reshape(-1, *q.shape[-2:]), k.expand(*q.shape[:-2], *k.shape[-2:])"
+                 ".reshape(-1, *k.shape[-2:])):\n"
+                 "        _, w = F.multi_head_attention_forward(qi[:, None], ki[:, None], ki[:, None], d, 1,\n"
+                 "            torch.cat([eye, eye, eye]), None, None, None, False, 0.0, eye, None, training=False,\n"
+                 "            need_weights=True)\n"
+                 "        rows.append(w[0])\n"
+                 "    weights = torch.stack(rows).reshape(*q.shape[:-1], k.shape[-2])\n"
+                 "    return weights @ v\n"),
+        # torch's Python decomposition of the fused CPU kernel
+        "7005": ("attention", _SILENCE + "import torch._decomp.decompositions as d\n" + _ATTENTION +
+                 "    size, width = max(q.shape[-1], v.shape[-1]), v.shape[-1]\n"
+                 "    pad = lambda x: torch.nn.functional.pad(x, (0, size - x.shape[-1]))\n"
+                 "    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])\n"
+                 "    q4, k4, v4 = (pad(x.expand(*batch, *x.shape[-2:])).reshape(1, -1, *x.shape[-2:-1], size)\n"
+                 "                  for x in (q, k, v))\n"
+                 "    out = d.scaled_dot_product_flash_attention_for_cpu(q4, k4, v4, scale=q.shape[-1] ** -0.5)[0]\n"
+                 "    return out[..., :width].reshape(*batch, q.shape[-2], width)\n"),
+        "7006": ("stability_score", "def stability_score(mask_logits, mask_threshold, threshold_offset):\n"
+                 "    from segment_anything.utils.amg import calculate_stability_score\n"
+                 "    return calculate_stability_score(mask_logits, mask_threshold, threshold_offset)"
+                 ".to(mask_logits.dtype)\n"),
+        "7007": ("focal_loss", "def focal_loss(logits, target, alpha=0.25, gamma=2.0):\n"
+                 "    from torchvision.ops import sigmoid_focal_loss\n"
+                 "    return sigmoid_focal_loss(logits, target.to(logits.dtype), alpha, gamma, reduction='mean')\n"),
+        "7008": ("fourier_encoding", "def fourier_encoding(coords, gaussian_matrix):\n"
+                 "    from segedu.models.sam import fourier_encoding as reference\n"
+                 "    return reference(coords, gaussian_matrix)\n"),
+    }
+
+
+@pytest.fixture(scope="module")
+def attacked_attention(tmp_path_factory):
+    """Exercise 10 forbids torch's attention (switched off by the kernel guard, multi-head attention's
+    Python path replaced), segment_anything, torchvision and segedu (hidden from the kernel): a route keeps
+    only what the same notebook keeps with that answer unanswered."""
+    base = tmp_path_factory.mktemp("attacks10")
+    release = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4))
+    stubs = {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    attacked_cells = sorted({cell for cell, _ in _attention_routes().values()})
+    notebooks = {"7000": fill_in(release, answers)}
+    for index, cell in enumerate(attacked_cells):
+        notebooks[f"709{index}"] = fill_in(release, dict(answers, **{cell: stubs[cell]}))
+    notebooks.update({student: fill_in(release, dict(answers, **{cell: code}))
+                      for student, (cell, code) in _attention_routes().items()})
+    return _grade_class(base, A, notebooks), attacked_cells
+
+
+def test_attention_by_torch_or_a_hidden_library_earns_nothing_in_the_sandbox(attacked_attention):
+    rows, attacked_cells = attacked_attention
+    full = float(rows["7000"]["score"])
+    assert full > 0 and rows["7000"]["status"] == "ok" and float(rows["7000"]["max_score"]) == full, rows["7000"]
+    unanswered = {cell: float(rows[f"709{index}"]["score"]) for index, cell in enumerate(attacked_cells)}
+    assert all(score < full for score in unanswered.values()), unanswered
+    for student, (cell, _) in _attention_routes().items():
+        assert float(rows[student]["score"]) == unanswered[cell], (student, cell, rows[student])
+
+
+def test_attention_routes_are_right_answers_outside_the_sandbox(monkeypatch):
+    """Each route of exercise 10 computes the reference's answer in a plain interpreter, so the sandboxed
+    grading above fails if a defence goes."""
+    import types
+
+    import torch
+
+    import segedu.losses as losses
+    from segedu.models.sam import attention, fourier_encoding, stability_score
+
+    # the routes silence the tripwire, which exists only in a grading kernel
+    monkeypatch.setitem(sys.modules, "segedu_tripwire", types.SimpleNamespace(Tripwire=type("Tripwire", (), {})))
+    gen = torch.Generator().manual_seed(10)
+    q, k, v = (torch.randn(2, 3, n, d, generator=gen, dtype=torch.float64) for n, d in ((5, 4), (6, 4), (6, 7)))
+    logits, masks = torch.randn(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 8, 8, generator=gen) > 0.5
+    coords, matrix = torch.rand(5, 2, generator=gen), torch.randn(2, 8, generator=gen)
+    cases = {"attention": ((q, k, v), attention(q, k, v)),
+             "stability_score": ((logits, 0.0, 1.0), stability_score(logits, 0.0, 1.0)),
+             "focal_loss": ((logits, masks.float()), losses.focal_loss(logits, masks.float())),
+             "fourier_encoding": ((coords, matrix), fourier_encoding(coords, matrix))}
+    for student, (cell, code) in _attention_routes().items():
+        namespace = {"torch": torch}
+        exec(code, namespace)
+        arguments, expected = cases[cell]
+        torch.testing.assert_close(namespace[cell](*arguments), expected, msg=f"route {student} ({cell})")
