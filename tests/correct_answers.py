@@ -1072,6 +1072,123 @@ MASK_RCNN_B = {
 ''',
 }
 
+# ----------------------------------------------------------------------------- 10 SAM
+
+SAM_A = {
+    "fourier_encoding": '''def fourier_encoding(coords, gaussian_matrix):
+    \"\"\"Each of the F frequencies by hand: x * G[0, f] + y * G[1, f] on coordinates mapped to [-1, 1].\"\"\"
+    x = 2.0 * coords[..., 0] - 1.0
+    y = 2.0 * coords[..., 1] - 1.0
+    angles = torch.stack([x * gaussian_matrix[0, f] + y * gaussian_matrix[1, f]
+                          for f in range(gaussian_matrix.shape[1])], dim=-1) * (2.0 * math.pi)
+    return torch.cat((angles.sin(), angles.cos()), dim=-1)
+''',
+    "attention": '''def attention(q, k, v):
+    \"\"\"einsum for the scores, and a softmax written out with the row maximum subtracted.\"\"\"
+    d = q.shape[-1]
+    scores = torch.einsum("...ld,...sd->...ls", q, k) / d ** 0.5
+    scores = scores - scores.max(dim=-1, keepdim=True).values
+    weights = scores.exp()
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    return torch.einsum("...ls,...sv->...lv", weights, v)
+''',
+    "focal_loss": '''def focal_loss(logits, target, alpha=0.25, gamma=2.0):
+    \"\"\"The two classes written separately, with log-sigmoids for a stable log p_t.\"\"\"
+    p = torch.sigmoid(logits)
+    positive = -alpha * (1 - p) ** gamma * F.logsigmoid(logits)
+    negative = -(1 - alpha) * p ** gamma * F.logsigmoid(-logits)
+    return torch.where(target == 1, positive, negative).mean()
+''',
+    "dice_loss": '''def dice_loss(logits, target, smooth=1.0):
+    \"\"\"A loop over the masks.\"\"\"
+    losses = []
+    for z, y in zip(logits, target):
+        p = torch.sigmoid(z)
+        losses.append(1 - (2 * (p * y).sum() + smooth) / (p.sum() + y.sum() + smooth))
+    return torch.stack(losses).mean()
+''',
+    "sam_loss": '''def sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    \"\"\"Vectorised: focal per mask from the elementwise terms, Dice per mask over the flattened pixels.\"\"\"
+    B, M = mask_logits.shape[:2]
+    y = target.to(mask_logits.dtype)[:, None].expand_as(mask_logits)
+    p = torch.sigmoid(mask_logits)
+    ce = F.binary_cross_entropy_with_logits(mask_logits, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    focal = ((0.25 * y + 0.75 * (1 - y)) * (1 - p_t) ** 2 * ce).mean(dim=(2, 3))
+    dice = 1 - (2 * (p * y).sum(dim=(2, 3)) + 1) / (p.sum(dim=(2, 3)) + y.sum(dim=(2, 3)) + 1)
+    best = (focal_weight * focal + dice_weight * dice).min(dim=1).values
+    hard = mask_logits > 0
+    truth = y > 0.5
+    inter = (hard & truth).sum(dim=(2, 3)).to(iou_pred.dtype)
+    union = (hard | truth).sum(dim=(2, 3)).to(iou_pred.dtype)
+    iou = torch.where(union == 0, torch.ones_like(union), inter / union.clamp(min=1))
+    return (best + ((iou_pred - iou) ** 2).mean(dim=1)).mean()
+''',
+    "stability_score": '''def stability_score(mask_logits, mask_threshold, threshold_offset):
+    \"\"\"Counts over the last two axes, and 1 where both masks are empty.\"\"\"
+    high = (mask_logits > mask_threshold + threshold_offset).sum(dim=(-2, -1)).double()
+    low = (mask_logits > mask_threshold - threshold_offset).sum(dim=(-2, -1)).double()
+    return torch.where(low > 0, high / low.clamp(min=1.0), torch.ones_like(low))
+''',
+}
+
+SAM_B = {
+    "fourier_encoding": '''def fourier_encoding(coords, gaussian_matrix):
+    \"\"\"matmul on the flattened points, with the 2 pi folded into the matrix.\"\"\"
+    shape = coords.shape[:-1]
+    points = (coords.reshape(-1, 2) - 0.5) * 2
+    angles = torch.matmul(points, gaussian_matrix * (2 * torch.pi))
+    features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    return features.reshape(*shape, features.shape[-1])
+''',
+    "attention": '''def attention(q, k, v):
+    \"\"\"matmul and F.softmax, with the scale put on the queries.\"\"\"
+    q = q * (1.0 / math.sqrt(q.size(-1)))
+    weights = F.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
+    return torch.matmul(weights, v)
+''',
+    "focal_loss": '''def focal_loss(logits, target, alpha=0.25, gamma=2.0):
+    \"\"\"log p_t from the cross-entropy, p_t = exp(-CE).\"\"\"
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = torch.exp(-ce)
+    weight = torch.where(target > 0.5, torch.full_like(ce, alpha), torch.full_like(ce, 1 - alpha))
+    return (weight * (1 - p_t).pow(gamma) * ce).sum() / ce.numel()
+''',
+    "dice_loss": '''def dice_loss(logits, target, smooth=1.0):
+    \"\"\"Sums over every axis but the first.\"\"\"
+    axes = tuple(range(1, logits.ndim))
+    p = logits.sigmoid()
+    numerator = 2 * (p * target).sum(dim=axes) + smooth
+    denominator = p.sum(dim=axes) + target.sum(dim=axes) + smooth
+    return torch.mean(1 - numerator / denominator)
+''',
+    "sam_loss": '''def sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    \"\"\"Loops over samples and masks, with this notebook's focal_loss and dice_loss.\"\"\"
+    total = []
+    for logits, predicted_ious, y in zip(mask_logits, iou_pred, target):
+        y = y.to(logits.dtype)
+        losses, errors = [], []
+        for z, s in zip(logits, predicted_ious):
+            losses.append(focal_weight * focal_loss(z, y) + dice_weight * dice_loss(z.unsqueeze(0), y.unsqueeze(0)))
+            a, b = z > 0, y > 0.5
+            union = int((a | b).sum())
+            iou = 1.0 if union == 0 else int((a & b).sum()) / union
+            errors.append((s - iou) ** 2)
+        total.append(min(losses) + sum(errors) / len(errors))
+    return sum(total) / len(total)
+''',
+    "stability_score": '''def stability_score(mask_logits, mask_threshold, threshold_offset):
+    \"\"\"A loop over the masks of the flattened leading axes.\"\"\"
+    flat = mask_logits.reshape(-1, mask_logits.shape[-2] * mask_logits.shape[-1])
+    scores = []
+    for row in flat:
+        inside = int((row > mask_threshold + threshold_offset).sum())
+        around = int((row > mask_threshold - threshold_offset).sum())
+        scores.append(1.0 if around == 0 else inside / around)
+    return torch.tensor(scores, dtype=mask_logits.dtype).reshape(mask_logits.shape[:-2])
+''',
+}
+
 ANSWERS = {
     "00_tasks_and_metrics": (METRICS_A, METRICS_B),
     "01_thresholding": (THRESHOLDING_A, THRESHOLDING_B),
@@ -1083,6 +1200,7 @@ ANSWERS = {
     "07_segnet": (SEGNET_A, SEGNET_B),
     "08_deeplab": (DEEPLAB_A, DEEPLAB_B),
     "09_mask_rcnn": (MASK_RCNN_A, MASK_RCNN_B),
+    "10_sam": (SAM_A, SAM_B),
     "11_coco_eda": (COCO_A, COCO_B),
 }
 

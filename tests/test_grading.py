@@ -460,6 +460,77 @@ def _mask_iou_cases(rng):
              "random masks", True)]
 
 
+@cases_for("10_sam", "fourier_encoding")
+def _fourier_cases(rng):
+    import torch
+
+    coords = torch.as_tensor(rng.random((5, 2)))
+    grid = torch.as_tensor(rng.random((3, 4, 2)), dtype=torch.float32)
+    return [((coords, torch.as_tensor(rng.normal(size=(2, 4)))), {}, "5 points, F = 4", False),
+            ((grid, torch.as_tensor(rng.normal(size=(2, 6)), dtype=torch.float32)), {}, "a grid, float32", True)]
+
+
+@cases_for("10_sam", "attention")
+def _attention_cases(rng):
+    import torch
+
+    q, k, v = (torch.as_tensor(rng.normal(size=shape)) for shape in ((3, 4), (5, 4), (5, 2)))
+    heads = [torch.as_tensor(rng.normal(size=(2, 3, n, 8)), dtype=torch.float32) for n in (4, 6, 6)]
+    return [((q, k, v), {}, "3 queries, 5 keys", False), (tuple(heads), {}, "(2, 3) heads, float32", True),
+            ((40 * q, 40 * k, v), {}, "large scores", True)]
+
+
+def _binary_masks(rng, shape, share=0.4):
+    import torch
+
+    return torch.as_tensor(rng.random(shape) < share, dtype=torch.float32)
+
+
+@cases_for("10_sam", "focal_loss")
+def _sam_focal_cases(rng):
+    import torch
+
+    logits = torch.as_tensor(3 * rng.normal(size=(2, 8, 8)), dtype=torch.float32)
+    return [((logits, _binary_masks(rng, (2, 8, 8))), {}, "2 masks", False),
+            ((logits, _binary_masks(rng, (2, 8, 8))), {"alpha": 0.7, "gamma": 1.5}, "alpha and gamma", True)]
+
+
+@cases_for("10_sam", "dice_loss")
+def _sam_dice_cases(rng):
+    import torch
+
+    logits = torch.as_tensor(2 * rng.normal(size=(3, 7, 9)), dtype=torch.float32)
+    return [((logits, _binary_masks(rng, (3, 7, 9))), {}, "3 masks", False),
+            ((torch.full((2, 5, 5), -200.0), torch.zeros(2, 5, 5)), {}, "empty masks", True)]
+
+
+@cases_for("10_sam", "sam_loss")
+def _sam_loss_cases(rng):
+    import torch
+
+    logits = torch.as_tensor(3 * rng.normal(size=(2, 3, 12, 12)), dtype=torch.float32)
+    iou_pred = torch.as_tensor(rng.random((2, 3)), dtype=torch.float32)
+    target = _binary_masks(rng, (2, 12, 12), 0.3)
+    empty_logits = -1 - torch.as_tensor(rng.random((2, 3, 8, 8)), dtype=torch.float32)
+    empty_logits[0, 1, 2:4, 2:5] = 2.0
+    empty_target = torch.zeros(2, 8, 8)
+    empty_target[1, 3, 3] = 1.0
+    return [((logits, iou_pred, target), {}, "random masks", False),
+            ((logits, iou_pred, target), {"focal_weight": 5.0, "dice_weight": 2.0}, "other weights", True),
+            ((empty_logits, iou_pred, empty_target), {}, "empty and one-pixel targets", True)]
+
+
+@cases_for("10_sam", "stability_score")
+def _stability_cases(rng):
+    import torch
+
+    logits = torch.as_tensor(3 * rng.normal(size=(2, 3, 9, 9)), dtype=torch.float32)
+    logits[0, 1] = -5.0   # empty
+    stepped = torch.round(torch.as_tensor(4 * rng.normal(size=(4, 10, 10)))) / 2
+    return [((logits, 0.0, 1.0), {}, "masks with an empty one", False),
+            ((stepped, 0.5, 1.5), {}, "logits on the thresholds, float64", True)]
+
+
 def _synthetic_coco():
     import tempfile
 
@@ -1108,6 +1179,164 @@ def test_09_the_tools_of_a_sample_loop_are_allowed():
             exec(compile(source, "<correct answer>", "exec"), namespace)
         for name in ex.spec.functions:
             for args, kwargs, case, hidden in cases("09_mask_rcnn", name):
+                ex.check(name, namespace[name], *args, case=case, hidden=hidden, **kwargs)
+
+
+def _attention_by_sdpa(q, k, v):
+    from torch.nn.functional import scaled_dot_product_attention as fused
+
+    return fused(q, k, v)
+
+
+def _attention_by_aten(q, k, v):
+    import torch
+
+    return torch.ops.aten.scaled_dot_product_attention(q, k, v)
+
+
+def _attention_by_math_kernel(q, k, v):
+    import torch
+
+    return torch._scaled_dot_product_attention_math(q, k, v)[0]
+
+
+def _identity_multi_head_attention(dim, dtype, heads=1, **options):
+    """nn.MultiheadAttention whose projections are the identity: plain attention in each head."""
+    import torch
+
+    layer = torch.nn.MultiheadAttention(dim, heads, dtype=dtype, **options)
+    with torch.no_grad():
+        layer.in_proj_weight.copy_(torch.eye(dim, dtype=dtype).repeat(3, 1))
+        layer.out_proj.weight.copy_(torch.eye(dim, dtype=dtype))
+        layer.in_proj_bias.zero_()
+        layer.out_proj.bias.zero_()
+    return layer
+
+
+def _attention_by_multi_head(q, k, v):
+    return _identity_multi_head_attention(q.shape[-1], q.dtype)(q, k, v)[0]
+
+
+def _attention_by_fast_path(q, k, v):
+    """The inference fast path (eval, no grad, batch_first, self-attention, an even number of heads):
+    torch._native_multi_head_attention. Two heads on [q, q] each compute attention(q, q, q)."""
+    import torch
+
+    d = q.shape[-1]
+    layer = _identity_multi_head_attention(2 * d, q.dtype, heads=2, batch_first=True).eval()
+    x = torch.cat([q, q], dim=-1)[None]   # the fast path needs query, key and value to be one tensor
+    with torch.no_grad():
+        return layer(x, x, x, need_weights=False)[0][0, :, :d]
+
+
+def _attention_by_segment_anything(q, k, v):
+    import torch
+    from segment_anything.modeling.transformer import Attention
+
+    layer = Attention(q.shape[-1], 1).to(q.dtype)
+    with torch.no_grad():
+        for linear in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
+            linear.weight.copy_(torch.eye(q.shape[-1], dtype=q.dtype))
+            linear.bias.zero_()
+        return layer(q[None], k[None], v[None])[0]
+
+
+def _fourier_by_segment_anything(coords, gaussian_matrix):
+    from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
+
+    encoder = PositionEmbeddingRandom(gaussian_matrix.shape[1])
+    encoder.positional_encoding_gaussian_matrix = gaussian_matrix
+    return encoder._pe_encoding(coords)
+
+
+def _focal_by_torchvision(logits, target, alpha=0.25, gamma=2.0):
+    from torchvision.ops import sigmoid_focal_loss
+
+    return sigmoid_focal_loss(logits, target, alpha, gamma, reduction="mean")
+
+
+def _sam_loss_by_segedu(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    from segedu.losses import sam_loss as reference
+
+    return reference(mask_logits, iou_pred, target, focal_weight, dice_weight)
+
+
+def _stability_by_segment_anything(mask_logits, mask_threshold, threshold_offset):
+    from segment_anything.utils.amg import calculate_stability_score
+
+    return calculate_stability_score(mask_logits, mask_threshold, threshold_offset)
+
+
+def _self_attention_case(rng):
+    import torch
+
+    x = torch.as_tensor(rng.normal(size=(5, 4)))
+    return (x, x, x), {}, "self-attention, d = 4", False
+
+
+def _square_attention_case(rng):
+    import torch
+
+    q, k, v = (torch.as_tensor(rng.normal(size=shape)) for shape in ((3, 4), (5, 4), (5, 4)))
+    return (q, k, v), {}, "d_v = d", False
+
+
+def _nonempty_masks_case(rng):
+    """Masks that all have pixels above t - offset: segment-anything's score is defined (no 0/0) there."""
+    import torch
+
+    return (torch.as_tensor(3 * rng.normal(size=(2, 3, 9, 9)) + 4), 0.0, 1.0), {}, "non-empty masks", False
+
+
+#: route -> (graded function, the route, what the wire names, the inputs (None: the function's first case))
+SAM_DELEGATIONS = {
+    "F.scaled_dot_product_attention under an alias": ("attention", _attention_by_sdpa,
+                                                      "torch._C._nn.scaled_dot_product_attention", None),
+    "torch.ops.aten.scaled_dot_product_attention": ("attention", _attention_by_aten, "torch._ops", None),
+    "torch._scaled_dot_product_attention_math": ("attention", _attention_by_math_kernel,
+                                                 "torch._scaled_dot_product_attention_math", None),
+    "nn.MultiheadAttention": ("attention", _attention_by_multi_head, "torch.nn.functional.multi_head_attention_forward",
+                              _square_attention_case),
+    "nn.MultiheadAttention's fast path": ("attention", _attention_by_fast_path, "torch._native_multi_head_attention",
+                                          _self_attention_case),
+    "segment_anything's Attention": ("attention", _attention_by_segment_anything, "segment_anything",
+                                     _square_attention_case),
+    "segment_anything's PositionEmbeddingRandom": ("fourier_encoding", _fourier_by_segment_anything,
+                                                   "segment_anything", None),
+    "torchvision.ops.sigmoid_focal_loss": ("focal_loss", _focal_by_torchvision, "torchvision", None),
+    "segedu.losses.sam_loss": ("sam_loss", _sam_loss_by_segedu, "segedu.losses", None),
+    "segment_anything's calculate_stability_score": ("stability_score", _stability_by_segment_anything,
+                                                     "segment_anything", _nonempty_masks_case),
+}
+
+
+@pytest.mark.parametrize("how", list(SAM_DELEGATIONS))
+def test_10_every_route_to_attention_or_a_peer_is_caught(how):
+    """Exercise 10 forbids segment_anything, torchvision, segedu and torch's attention, not torch: each route is
+    numerically right and trips the wire, with the exercise's rule in the message. (In a grading kernel the guard
+    also switches the attention operators and F.multi_head_attention_forward off.)"""
+    name, function, forbidden_name, make_case = SAM_DELEGATIONS[how]
+    ex = exercise("10_sam")
+    rng = ex.rng(f"test_grading route {how}")
+    args, kwargs, case, _ = make_case(rng) if make_case else cases("10_sam", name)[0]
+    got = np.asarray(_compare.plain(function(*args, **kwargs)), dtype=float)
+    assert np.allclose(got, np.asarray(_compare.plain(ex.reference(name)(*args, **kwargs)), dtype=float), atol=1e-5)
+    message = failure(ex, name, function, *args, case=case, **kwargs)
+    assert forbidden_name in message and "earn no points" in message and ex.spec.allowed in message
+
+
+def test_10_the_tools_of_the_answers_are_allowed():
+    """matmul, einsum, softmax, logsigmoid, sigmoid, binary_cross_entropy_with_logits, where and the answers' own
+    losses: the correct answers of tests/correct_answers.py trip nothing, for every case of every function."""
+    from correct_answers import ANSWERS
+
+    ex = exercise("10_sam")
+    for code in ANSWERS["10_sam"]:
+        namespace = {"math": __import__("math"), "torch": __import__("torch"), "F": __import__("torch").nn.functional}
+        for source in code.values():
+            exec(compile(source, "<correct answer>", "exec"), namespace)
+        for name in ex.spec.functions:
+            for args, kwargs, case, hidden in cases("10_sam", name):
                 ex.check(name, namespace[name], *args, case=case, hidden=hidden, **kwargs)
 
 

@@ -873,5 +873,125 @@ known.add("09_mask_rcnn", "mask_iou",
                (M("mask_iou", IOU_TAIL, "    return intersection / union\n"),), must_lose=("test_mask_iou_empty",)),
 )
 
+FOURIER_CELLS = ("test_fourier_encoding", "test_fourier_encoding_grid")
+
+known.add("10_sam", "fourier_encoding",
+    Submission("fourier_not_centred", "projects the coordinates in [0, 1] without mapping them to [-1, 1]",
+               (M("fourier_encoding", "centred = 2 * coords - 1", "centred = coords"),), must_lose=FOURIER_CELLS),
+    Submission("fourier_cos_first", "puts the cosines before the sines",
+               (M("fourier_encoding", "[torch.sin(projected), torch.cos(projected)]",
+                  "[torch.cos(projected), torch.sin(projected)]"),), must_lose=FOURIER_CELLS),
+    Submission("fourier_without_2pi", "forgets the factor 2 pi",
+               (M("fourier_encoding", "projected = 2 * math.pi * (centred @ gaussian_matrix)",
+                  "projected = centred @ gaussian_matrix"),), must_lose=FOURIER_CELLS),
+)
+
+ATTENTION_CELLS = ("test_attention", "test_attention_batched", "test_attention_large_scores")
+SCORES = "scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])"
+
+known.add("10_sam", "attention",
+    Submission("attention_without_scale", "forgets the 1/sqrt(d) scale",
+               (M("attention", SCORES, "scores = q @ k.transpose(-2, -1)"),),
+               must_lose=("test_attention", "test_attention_batched")),
+    Submission("attention_softmax_over_queries", "takes the softmax over the queries (dim=-2) instead of the keys",
+               (M("attention", "torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=-2)"),),
+               must_lose=ATTENTION_CELLS),
+    Submission("attention_scaled_by_d", "divides the scores by d instead of sqrt(d)",
+               (M("attention", SCORES, "scores = q @ k.transpose(-2, -1) / q.shape[-1]"),),
+               must_lose=("test_attention", "test_attention_batched")),
+    Submission("attention_softmax_overflows", "writes the softmax as exp(s) / sum(exp(s)), which overflows",
+               (M("attention", "weights = torch.softmax(scores, dim=-1)",
+                  "weights = torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)"),),
+               must_lose=("test_attention_large_scores",)),
+    Submission("delegates_to_scaled_dot_product_attention", "calls F.scaled_dot_product_attention under an alias",
+               replace={"attention": "from torch.nn.functional import scaled_dot_product_attention as fused\n\n"
+                                     "def attention(q, k, v):\n"
+                                     "    return fused(q, k, v)\n"},
+               must_lose=ATTENTION_CELLS),
+)
+
+known.add("10_sam", "focal_loss",
+    Submission("focal_alpha_on_negatives", "applies alpha to the negatives and 1 - alpha to the positives",
+               (M("focal_loss", "alpha_t = alpha * target + (1 - alpha) * (1 - target)",
+                  "alpha_t = alpha * (1 - target) + (1 - alpha) * target"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+    Submission("focal_without_gamma", "leaves out the modulating factor (1 - p_t) ** gamma",
+               (M("focal_loss", "(alpha_t * (1 - p_t) ** gamma * cross_entropy)", "(alpha_t * cross_entropy)"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+)
+
+known.add("10_sam", "dice_loss",
+    Submission("dice_without_smoothing", "leaves out the smoothing: 0/0 on empty masks",
+               (M("dice_loss", "dice = (2 * (p * y).sum(dim=1) + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)",
+                  "dice = (2 * (p * y).sum(dim=1)) / (p.sum(dim=1) + y.sum(dim=1))"),),
+               must_lose=("test_dice_loss", "test_dice_loss_empty")),
+    Submission("dice_over_the_whole_batch", "one Dice over all the masks instead of the mean of per-mask losses",
+               (M("dice_loss", "    dice = (2 * (p * y).sum(dim=1) + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)\n"
+                  "    return (1 - dice).mean()",
+                  "    return 1 - (2 * (p * y).sum() + smooth) / (p.sum() + y.sum() + smooth)"),),
+               must_lose=("test_dice_loss",)),
+)
+
+SAM_CELLS = ("test_sam_loss", "test_sam_loss_ambiguous", "test_sam_loss_empty", "test_sam_loss_weights")
+HARD_IOU = ("        predicted = mask_logits[b] > 0\n        truth = target[b] == 1\n"
+            "        intersection = (predicted & truth).flatten(1).sum(dim=1)\n"
+            "        union = (predicted | truth).flatten(1).sum(dim=1)\n")
+GUARDED_IOU = ("        iou = torch.ones(num_masks, dtype=iou_pred.dtype, device=iou_pred.device)\n"
+               "        nonempty = union > 0\n"
+               "        iou[nonempty] = (intersection[nonempty] / union[nonempty]).to(iou_pred.dtype)\n")
+
+known.add("10_sam", "sam_loss",
+    Submission("sam_loss_mean_over_masks", "averages the mask losses over the three masks instead of the minimum",
+               (M("sam_loss", "mask_losses.min()", "mask_losses.mean()"),), must_lose=SAM_CELLS),
+    Submission("sam_loss_soft_iou", "computes the IoU target from the probabilities (a soft IoU)",
+               (M("sam_loss", HARD_IOU,
+                  "        predicted = torch.sigmoid(mask_logits[b])\n        truth = target[b]\n"
+                  "        intersection = (predicted * truth).flatten(1).sum(dim=1)\n"
+                  "        union = (predicted + truth - predicted * truth).flatten(1).sum(dim=1)\n"),),
+               must_lose=SAM_CELLS),
+    Submission("sam_loss_iou_of_best_mask_only", "puts only the best mask's IoU error into the loss",
+               (M("sam_loss", "iou_term = ((iou_pred[b] - iou) ** 2).mean()",
+                  "iou_term = (iou_pred[b, mask_losses.argmin()] - iou[mask_losses.argmin()]) ** 2"),),
+               must_lose=SAM_CELLS),
+    Submission("sam_loss_empty_iou_zero", "gives two empty masks the IoU 0",
+               (M("sam_loss", "iou = torch.ones(num_masks,", "iou = torch.zeros(num_masks,"),),
+               must_lose=("test_sam_loss_empty",)),
+    Submission("sam_loss_empty_iou_nan", "divides without a guard: two empty masks give 0/0 = NaN",
+               (M("sam_loss", GUARDED_IOU, "        iou = (intersection / union).to(iou_pred.dtype)\n"),),
+               must_lose=("test_sam_loss_empty",)),
+    Submission("sam_loss_weights_swapped", "weights the focal loss by dice_weight and the Dice loss by focal_weight",
+               (M("sam_loss", "focal_weight * focal_loss(", "dice_weight * focal_loss("),
+                M("sam_loss", "dice_weight * dice_loss(", "focal_weight * dice_loss(")),
+               must_lose=SAM_CELLS),
+)
+
+STABILITY_COUNTS = (
+    "    intersections = (mask_logits > mask_threshold + threshold_offset).flatten(-2).sum(dim=-1)\n"
+    "    unions = (mask_logits > mask_threshold - threshold_offset).flatten(-2).sum(dim=-1)\n")
+
+known.add("10_sam", "stability_score",
+    Submission("stability_thresholds_swapped", "counts above t - offset over the count above t + offset",
+               (M("stability_score", STABILITY_COUNTS, STABILITY_COUNTS.replace("+ threshold_offset", "PLUS")
+                  .replace("- threshold_offset", "+ threshold_offset").replace("PLUS", "- threshold_offset")),),
+               must_lose=("test_stability_score", "test_stability_score_empty")),
+    Submission("stability_one_threshold", "counts both masks at the one threshold t",
+               (M("stability_score", STABILITY_COUNTS, STABILITY_COUNTS.replace(" + threshold_offset", "")
+                  .replace(" - threshold_offset", "")),),
+               must_lose=("test_stability_score", "test_stability_score_empty")),
+    Submission("stability_empty_nan", "divides without a guard: an empty mask gives 0/0 = NaN",
+               (M("stability_score", "    scores = torch.ones(unions.shape, dtype=mask_logits.dtype, "
+                  "device=mask_logits.device)\n    nonempty = unions > 0\n"
+                  "    scores[nonempty] = (intersections[nonempty] / unions[nonempty]).to(scores.dtype)\n"
+                  "    return scores\n",
+                  "    return intersections / unions\n"),),
+               must_lose=("test_stability_score_empty",)),
+    Submission("delegates_to_segment_anything", "calls segment-anything's calculate_stability_score",
+               replace={"stability_score": (
+                   "from segment_anything.utils.amg import calculate_stability_score\n\n"
+                   "def stability_score(mask_logits, mask_threshold, threshold_offset):\n"
+                   "    return calculate_stability_score(mask_logits, mask_threshold, threshold_offset)\n")},
+               must_lose=("test_stability_score", "test_stability_score_empty")),
+)
+
 KNOWN_MISTAKES = known.by_function      # (assignment, function) -> fixtures
 WRONG_ANSWERS = known.by_assignment     # assignment -> fixtures, in the order they were filed

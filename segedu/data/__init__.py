@@ -47,6 +47,15 @@ _LAZY = {
     # a torch Dataset of COCO-format instances for Mask R-CNN (unit 09)
     "CocoInstances": "coco",
     "collate_instances": "coco",
+    # nested shapes where one click is ambiguous (whole, part, subpart), for SAM (unit 10)
+    "LEVEL_NAMES": "nested",
+    "NestedObjects": "nested",
+    "nested_sample": "nested",
+    "nested_shapes": "nested",
+    "objects_under": "nested",
+    "innermost_object": "nested",
+    "click_region": "nested",
+    "sample_click": "nested",
 }
 
 __all__ = [
@@ -85,6 +94,15 @@ __all__ = [
     "fiftyone_environment",
     "CocoInstances",
     "collate_instances",
+    # nested shapes for SAM's ambiguity (segedu.data.nested)
+    "LEVEL_NAMES",
+    "NestedObjects",
+    "nested_sample",
+    "nested_shapes",
+    "objects_under",
+    "innermost_object",
+    "click_region",
+    "sample_click",
 ]
 
 

@@ -306,6 +306,38 @@ _NUMPY_INTERPOLATION = ("numpy._core._multiarray_umath:interp", "numpy._core._mu
 _SAMPLER_OPERATORS = (r"aten::_?(cudnn_)?grid_sampler.*", r"aten::_?upsample_.*")
 
 
+# Exercise 10 re-implements scaled dot-product attention, whose peers live inside torch, which answers need
+# (matmul, softmax, sigmoid, binary_cross_entropy_with_logits): F.scaled_dot_product_attention is the C
+# builtin torch._C._nn.scaled_dot_product_attention; nn.MultiheadAttention and nn.Transformer* call the
+# Python F.multi_head_attention_forward or, on their inference fast paths, the C builtins
+# torch._native_multi_head_attention and torch._transformer_encoder_layer_fwd; the fused kernels are C
+# builtins of torch too; torch.nn.attention holds sdpa_kernel and flex_attention (Python frames); and
+# torch.ops.aten.*, TorchScript, torch.compile and torch's Python decompositions go around those names
+# (torch._ops, torch.jit, torch._dynamo, torch._inductor, torch._decomp, torch._refs, torch._higher_order_ops).
+# segment_anything (its Attention, PositionEmbeddingRandom and calculate_stability_score), torchvision (its
+# sigmoid_focal_loss) and segedu are forbidden whole. In a sandboxed kernel the guard also switches off every
+# attention operator, whatever route reaches it.
+_TORCH_ATTENTION = ("torch._C._nn.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention",
+                    "torch.nn.functional.multi_head_attention_forward", "torch.nn.attention") + tuple(
+    f"torch.{name}" for name in (
+        "_native_multi_head_attention", "_transformer_encoder_layer_fwd", "_fused_sdp_choice",
+        "_scaled_dot_product_attention_math", "_scaled_dot_product_attention_math_for_mps",
+        "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
+        "_flash_attention_forward_no_dropout_inplace", "_triton_multi_head_attention",
+        "_triton_scaled_dot_attention", "compile",
+    )) + ("torch._ops", "torch.jit", "torch._dynamo", "torch._inductor", "torch._decomp", "torch._refs",
+          "torch._higher_order_ops")
+
+#: every attention operator (the scaled dot-product attention, its math, flash, efficient, cuDNN and fused
+#: kernels and their backward passes, multi-head attention, the transformer layers' fast path, and the choice
+#: of a fused kernel)
+_ATTENTION_OPERATORS = (r"aten::.*attention.*", r"aten::_fused_sdp.*", r"aten::_transformer_.*")
+#: nn.MultiheadAttention's Python path: with need_weights=True (its default) it computes the attention by hand
+#: (bmm and softmax), calling no attention operator, so the guard replaces the function itself
+_MULTI_HEAD_ATTENTION = ("torch.nn.functional:multi_head_attention_forward",)
+
+
 EXERCISES = registry(
     ExerciseSpec(
         assignment="00_tasks_and_metrics",
@@ -478,6 +510,38 @@ EXERCISES = registry(
                 "torchvision, F.grid_sample, F.interpolate or nn.Upsample, torch.ops, torch.jit or torch.compile, "
                 "numpy.interp, pycocotools, torchmetrics, sklearn.metrics or scipy, image libraries (PIL, OpenCV, "
                 "scikit-image), and not segedu.",
+    ),
+    ExerciseSpec(
+        assignment="10_sam",
+        functions=(
+            # float64 inputs mostly; float32 answers of another summation order stay ~1e-6 apart on values of
+            # size ~1 (the sines and cosines of arguments up to ~30, products of d ~ 8 terms), while every known
+            # mistake moves an output by far more. The dtype is part of the answer ("floats keep their dtype").
+            ("fourier_encoding", GradedFunction("segedu.models.sam.prompt_encoder:fourier_encoding",
+                                                options={"rtol": 1e-5, "atol": 1e-5, "same_dtype": True})),
+            # NaN equals NaN only so that the hint of a softmax that overflows (inf / inf) finds its NaNs; the
+            # reference never returns NaN, so a NaN answer still fails
+            ("attention", GradedFunction("segedu.models.sam.attention:attention",
+                                         options={"rtol": 1e-5, "atol": 1e-5, "same_dtype": True, "equal_nan": True})),
+            # the reference's reduction defaults to "mean", the only one the exercise asks for
+            ("focal_loss", GradedFunction("segedu.losses:focal_loss")),
+            # NaN equals NaN only so that the hint of Dice without smoothing finds its NaN; the
+            # reference never returns NaN (smooth > 0), so a NaN answer still fails
+            ("dice_loss", GradedFunction("segedu.losses:dice_loss", options={"equal_nan": True})),
+            # 20 x focal in float32 sums the same terms in another order than the reference: rtol 1e-5 holds
+            # it; equal_nan only so that the hint of 0/0 for two empty masks finds its NaN
+            ("sam_loss", GradedFunction("segedu.losses:sam_loss", options={"equal_nan": True})),
+            ("stability_score", GradedFunction("segedu.models.sam.amg:stability_score", options={"equal_nan": True})),
+        ),
+        forbidden=("segedu", "segment_anything", "torchvision") + _TORCH_ATTENTION,
+        importable=("torch",),
+        blocked_operators=_ATTENTION_OPERATORS,
+        blocked_functions=_MULTI_HEAD_ATTENTION,
+        allowed="Use torch tensor operations (@, matmul, transpose, torch.softmax, torch.sigmoid, sin, cos, sum, mean, "
+                "min, stack, where, F.binary_cross_entropy_with_logits), math, and your own focal_loss and dice_loss "
+                "in sam_loss, but no ready-made attention or loss: not F.scaled_dot_product_attention, "
+                "nn.MultiheadAttention or nn.Transformer layers, torch.nn.attention, torch.ops, torch.jit or "
+                "torch.compile, torchvision (sigmoid_focal_loss), segment_anything, and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

@@ -1029,6 +1029,143 @@ def iou_empty_nan(a, b):
         return intersection / (area_a[:, None] + area_b[None, :] - intersection)
 
 
+# ----------------------------------------------------------------------------- 10 SAM
+
+def _fourier(coords, gaussian_matrix, *, centre=True, cos_first=False, two_pi=True):
+    import torch
+
+    points = 2 * coords - 1 if centre else coords
+    projected = points @ gaussian_matrix
+    if two_pi:
+        projected = 2 * np.pi * projected
+    parts = [torch.cos(projected), torch.sin(projected)] if cos_first else [torch.sin(projected), torch.cos(projected)]
+    return torch.cat(parts, dim=-1)
+
+
+def fourier_not_centred(coords, gaussian_matrix):
+    return _fourier(coords, gaussian_matrix, centre=False)
+
+
+def fourier_cos_first(coords, gaussian_matrix):
+    return _fourier(coords, gaussian_matrix, cos_first=True)
+
+
+def fourier_without_2pi(coords, gaussian_matrix):
+    return _fourier(coords, gaussian_matrix, two_pi=False)
+
+
+def _attention(q, k, v, *, scale="sqrt", axis=-1, stable=True):
+    import math
+
+    import torch
+
+    scores = q @ k.transpose(-2, -1)
+    if scale == "sqrt":
+        scores = scores / math.sqrt(q.shape[-1])
+    elif scale == "d":
+        scores = scores / q.shape[-1]
+    if stable:
+        weights = torch.softmax(scores, dim=axis)
+    else:
+        weights = torch.exp(scores) / torch.exp(scores).sum(dim=axis, keepdim=True)
+    return weights @ v
+
+
+def attention_without_scale(q, k, v):
+    return _attention(q, k, v, scale=None)
+
+
+def attention_softmax_over_queries(q, k, v):
+    return _attention(q, k, v, axis=-2)
+
+
+def attention_scaled_by_d(q, k, v):
+    return _attention(q, k, v, scale="d")
+
+
+def attention_softmax_overflows(q, k, v):
+    return _attention(q, k, v, stable=False)
+
+
+def focal_without_gamma(logits, target, alpha=0.25, gamma=2.0):
+    return _focal_loss(logits, target, alpha, 0.0)
+
+
+def _sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0, *, reduce_masks="min",
+              soft_iou=False, best_iou_only=False, empty_iou=1.0):
+    """SAM's loss with one thing changed; per sample and mask as the exercise states it."""
+    import torch
+
+    batch, num_masks = mask_logits.shape[:2]
+    target = target.to(mask_logits.dtype)
+    total = torch.zeros((), dtype=mask_logits.dtype)
+    for b in range(batch):
+        losses = torch.stack([
+            focal_weight * _focal_loss(mask_logits[b, m], target[b])
+            + dice_weight * _dice_loss(mask_logits[b, m][None], target[b][None])
+            for m in range(num_masks)])
+        if soft_iou:
+            p, y = torch.sigmoid(mask_logits[b]).flatten(1), target[b].flatten()[None]
+            intersection, union = (p * y).sum(1), (p + y - p * y).sum(1)
+        else:
+            predicted, truth = (mask_logits[b] > 0).flatten(1), (target[b] == 1).flatten()[None]
+            intersection = (predicted & truth).sum(1).to(mask_logits.dtype)
+            union = (predicted | truth).sum(1).to(mask_logits.dtype)
+        # torch divides by 0 silently; where() keeps the empty unions' IoU from the 0/0
+        iou = torch.where(union > 0, intersection / union, torch.full_like(union, empty_iou)).to(iou_pred.dtype)
+        squared = (iou_pred[b] - iou) ** 2
+        iou_term = squared[losses.argmin()] if best_iou_only else squared.mean()
+        total = total + (losses.mean() if reduce_masks == "mean" else losses.min()) + iou_term
+    return total / batch
+
+
+def sam_loss_mean_over_masks(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, reduce_masks="mean")
+
+
+def sam_loss_soft_iou(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, soft_iou=True)
+
+
+def sam_loss_iou_of_best_mask_only(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, best_iou_only=True)
+
+
+def sam_loss_empty_iou_zero(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, empty_iou=0.0)
+
+
+def sam_loss_empty_iou_nan(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, empty_iou=float("nan"))
+
+
+def sam_loss_weights_swapped(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, dice_weight, focal_weight)
+
+
+def _stability(mask_logits, mask_threshold, threshold_offset, *, high=None, low=None, empty=1.0):
+    import torch
+
+    high = mask_threshold + threshold_offset if high is None else high
+    low = mask_threshold - threshold_offset if low is None else low
+    inner = (mask_logits > high).sum(dim=(-2, -1)).to(torch.float64)
+    outer = (mask_logits > low).sum(dim=(-2, -1)).to(torch.float64)
+    return torch.where(outer > 0, inner / outer, torch.full_like(outer, empty))
+
+
+def stability_thresholds_swapped(mask_logits, mask_threshold, threshold_offset):
+    return _stability(mask_logits, mask_threshold, threshold_offset, high=mask_threshold - threshold_offset,
+                      low=mask_threshold + threshold_offset)
+
+
+def stability_one_threshold(mask_logits, mask_threshold, threshold_offset):
+    return _stability(mask_logits, mask_threshold, threshold_offset, high=mask_threshold, low=mask_threshold)
+
+
+def stability_empty_nan(mask_logits, mask_threshold, threshold_offset):
+    return _stability(mask_logits, mask_threshold, threshold_offset, empty=float("nan"))
+
+
 # ----------------------------------------------------------------------------- 11 COCO
 
 def frequency_counts_crowds(coco):
@@ -1115,7 +1252,7 @@ def _m(function, hint: str) -> KnownMistake:
 
 A00, A01, A02, A03, A04, A05, A11 = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions",
                                      "04_transpose_convolution", "05_fcn", "11_coco_eda")
-A06, A07, A08, A09 = "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn"
+A06, A07, A08, A09, A10 = "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn", "10_sam"
 
 MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
     (A00, "confusion_matrix"): (
@@ -1393,6 +1530,56 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                            "(N, M)."),
         _m(iou_empty_nan, "Hint: an empty union gives 0/0 = NaN; its IoU is 0 (as in pycocotools): divide only where "
                           "the union is positive."),
+    ),
+    (A10, "fourier_encoding"): (
+        _m(fourier_not_centred, "Hint: the coordinates are projected as they are, in [0, 1]; map them to [-1, 1] "
+                                "first: 2 * coords - 1."),
+        _m(fourier_cos_first, "Hint: the cosines come first; the features are the F sines, then the F cosines."),
+        _m(fourier_without_2pi, "Hint: the factor 2 pi is missing: take sin and cos of 2 * math.pi * ((2c - 1) @ G)."),
+    ),
+    (A10, "attention"): (
+        _m(attention_without_scale, "Hint: the scores are not scaled; divide q @ k^T by sqrt(d), d the size of a "
+                                    "query (q.shape[-1])."),
+        _m(attention_softmax_over_queries, "Hint: the softmax runs over the queries (dim=-2); each query's weights "
+                                           "over the keys must sum to 1: softmax along the last axis."),
+        _m(attention_scaled_by_d, "Hint: the scores are divided by d; divide them by sqrt(d) "
+                                  "(math.sqrt(q.shape[-1]))."),
+        _m(attention_softmax_overflows, "Hint: exp of a large score overflows to inf and inf / inf is NaN; use "
+                                        "torch.softmax, or subtract each row's maximum before exp."),
+    ),
+    (A10, "focal_loss"): (
+        _m(focal_alpha_on_negatives, "Hint: alpha is applied to the wrong class: alpha_t is alpha for the "
+                                     "positives (target 1) and 1 - alpha for the negatives."),
+        _m(focal_without_gamma, "Hint: the factor (1 - p_t) ** gamma is missing: without it this is a weighted "
+                                "cross-entropy that does not down-weight the easy pixels."),
+    ),
+    (A10, "dice_loss"): (
+        _m(dice_without_smoothing, "Hint: Dice without smoothing: an empty target with an empty prediction gives "
+                                   "0/0; add smooth to the numerator and to the denominator."),
+        _m(dice_over_the_whole_batch, "Hint: this is one Dice over all the masks together; compute each mask's Dice "
+                                      "(sum over all but the first axis), then average the losses."),
+    ),
+    (A10, "sam_loss"): (
+        _m(sam_loss_mean_over_masks, "Hint: the mask losses are averaged over the M masks; SAM keeps only the "
+                                     "smallest, the loss of the best mask (min over the masks)."),
+        _m(sam_loss_soft_iou, "Hint: the IoU target is computed from probabilities (a soft IoU); use the "
+                              "thresholded mask, mask_logits > 0, as the user would see it."),
+        _m(sam_loss_iou_of_best_mask_only, "Hint: the IoU term covers only the best mask; average the squared error "
+                                           "over all M masks, so that the head learns every mask's IoU."),
+        _m(sam_loss_empty_iou_zero, "Hint: an empty mask against an empty target gets IoU 0 here; two empty masks "
+                                    "are equal, so their IoU is 1."),
+        _m(sam_loss_empty_iou_nan, "Hint: two empty masks give 0/0 = NaN; their IoU is 1 (they are equal): divide "
+                                   "only where the union is positive."),
+        _m(sam_loss_weights_swapped, "Hint: the weights are swapped: focal_weight (20) multiplies the focal loss and "
+                                     "dice_weight (1) the Dice loss."),
+    ),
+    (A10, "stability_score"): (
+        _m(stability_thresholds_swapped, "Hint: the two thresholds are swapped: count the pixels above t + offset "
+                                         "over those above t - offset, a score in [0, 1]."),
+        _m(stability_one_threshold, "Hint: both counts use the same threshold, so every score is 1; count above "
+                                    "t + offset, then above t - offset."),
+        _m(stability_empty_nan, "Hint: a mask with no logit above t - offset gives 0/0 = NaN; its score is 1, the "
+                                "IoU of two empty masks."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),

@@ -70,7 +70,7 @@ TIMEOUT_S = 10.0         # seconds per mutant at most ...
 ADAPTIVE_FACTOR = 20.0   # ... and at most this many times the unmutated solution's time,
 ADAPTIVE_MIN_S = 2.0     # but never less than this
 EXERCISES = ("00_tasks_and_metrics", "01_thresholding", "02_edges", "03_regions", "04_transpose_convolution",
-             "05_fcn", "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn", "11_coco_eda")
+             "05_fcn", "06_unet", "07_segnet", "08_deeplab", "09_mask_rcnn", "10_sam", "11_coco_eda")
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 # seconds per mutant, roughly
