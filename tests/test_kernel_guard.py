@@ -241,6 +241,43 @@ def test_bilinear_samplers_are_switched_off_and_indexing_stays():
     assert torch.allclose(torch.tensor(routes["gathering"]["value"]), expected)
 
 
+def test_attention_operators_are_switched_off_and_matmul_softmax_stay():
+    """Exercise 10: every attention operator, and multi-head attention's Python path (with need_weights=True
+    it computes the weights by bmm and softmax, calling no attention operator), is gone; what answers use stays."""
+    spec = EXERCISES["10_sam"]
+    routes = run_guarded('''
+        import math
+        q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
+        report("by hand", lambda: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8), dim=-1) @ v)
+        report("bce with logits", lambda: F.binary_cross_entropy_with_logits(q, (q > 0).float()))
+        report("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(q, k, v))
+        report("torch.ops.aten math kernel", lambda: torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0])
+        report("flash attention for cpu", lambda: torch._scaled_dot_product_flash_attention_for_cpu(q, k, v)[0])
+        def mha(train, need_weights):
+            layer, x = torch.nn.MultiheadAttention(8, 2, batch_first=True), torch.randn(2, 5, 8)
+            if not train:
+                layer.eval()
+            with torch.set_grad_enabled(train):
+                return layer(x, x, x, need_weights=need_weights)[0]
+        report("MultiheadAttention need_weights", lambda: mha(True, True))
+        report("MultiheadAttention fast path", lambda: mha(False, False))
+        def encoder_layer():
+            layer = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True).eval()
+            with torch.no_grad():
+                return layer(torch.randn(2, 5, 8))
+        report("TransformerEncoderLayer fast path", encoder_layer)
+    ''', spec.blocked_operators, functions=spec.blocked_functions)
+    for route in ("F.scaled_dot_product_attention", "torch.ops.aten math kernel", "flash attention for cpu",
+                  "MultiheadAttention need_weights", "MultiheadAttention fast path", "TransformerEncoderLayer fast path"):
+        assert_blocked(routes[route], "switched off in this grading kernel")
+    for route in ("by hand", "bce with logits"):
+        assert routes[route]["ran"], routes[route]
+    from segedu.instructor.grade import hidden_modules
+
+    assert {"segment_anything", "torchvision", "segedu"} <= set(hidden_modules("10_sam"))
+    assert "torch" not in hidden_modules("10_sam")
+
+
 def test_no_fresh_interpreter_can_start_once_a_cell_ran():
     """The seccomp filter refuses execve itself, below every audit event a student could avoid."""
     routes = run_guarded('''
