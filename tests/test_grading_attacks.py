@@ -19,6 +19,7 @@ import json
 import os
 import re
 import subprocess
+import textwrap
 import sys
 import time
 from pathlib import Path
@@ -598,7 +599,9 @@ def test_feedback_cannot_carry_hidden_inputs_out(attacked):
 
 def test_results_are_read_within_a_budget(attacked):
     row = attacked["rows"]["2021"]
-    assert float(row["score"]) == 0 and row["status"] == "ok", row
+    # graded (0 points, not a crash), and held for review: its code touches the kernel's runner
+    assert float(row["score"]) == 0 and "crash" not in row["status"], row
+    assert "needs review: touches the grading kernel's modules" in row["status"], row
 
 
 def test_disk_counts_folders_and_memory_counts_memfds(attacked):
@@ -1015,6 +1018,14 @@ A = "10_sam"
 _ATTENTION = "def attention(q, k, v):\n"
 
 
+# torch.onnx's Attention-23 in Python (found by attack review R1)
+_ONNX = ("    from torch.onnx.ops._impl import ONNX_ATEN_DECOMP_TABLE\n"
+         "    onnx_attention = ONNX_ATEN_DECOMP_TABLE[torch.ops.onnx.Attention.opset23]\n"
+         "    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])\n"
+         "    q4, k4, v4 = (x.expand(*batch, *x.shape[-2:]).reshape(1, -1, *x.shape[-2:]) for x in (q, k, v))\n"
+         "    out = onnx_attention(q4, k4, v4, qk_matmul_output_mode=1)[0]\n"
+         "    return out.reshape(*batch, q.shape[-2], v.shape[-1])\n")
+
 def _attention_routes() -> dict[str, tuple[str, str]]:
     """student -> (the answer cell it replaces, its code): each hands the work to torch or a hidden library."""
     return {
@@ -1057,6 +1068,56 @@ def _attention_routes() -> dict[str, tuple[str, str]]:
         "7008": ("fourier_encoding", "def fourier_encoding(coords, gaussian_matrix):\n"
                  "    from segedu.models.sam import fourier_encoding as reference\n"
                  "    return reference(coords, gaussian_matrix)\n"),
+        # found by attack review R1
+        # torch.onnx's Attention-23 in Python (its manual path: matmul, softmax, matmul), the raw function
+        # behind the custom op onnx::Attention.opset23 (no aten operator, no torch._dynamo)
+        "7009": ("attention", _SILENCE + _ATTENTION + _ONNX),
+        # the same, the tripwire left alone: the call runs in a thread started with _thread, which
+        # threading.setprofile does not reach
+        "7010": ("attention", "import _thread\n"
+                 "def _in_raw_thread(function, *args):\n"
+                 "    done, box = _thread.allocate_lock(), {}\n"
+                 "    done.acquire()\n"
+                 "    def body():\n"
+                 "        try:\n"
+                 "            box['value'] = function(*args)\n"
+                 "        finally:\n"
+                 "            done.release()\n"
+                 "    _thread.start_new_thread(body, ())\n"
+                 "    done.acquire()\n"
+                 "    return box['value']\n"
+                 "def _attention(q, k, v):\n" + _ONNX +
+                 _ATTENTION + "    return _in_raw_thread(_attention, q, k, v)\n"),
+        # torch.ao's quantizable MultiheadAttention (an nn.MultiheadAttention subclass with its own Python
+        # forward: bmm and softmax), one head, identity projections, d and d_v padded to one width
+        "7011": ("attention", _SILENCE + "import math\nimport torch.nn.functional as F\n" + _ATTENTION +
+                 "    from torch.ao.nn.quantizable import MultiheadAttention\n"
+                 "    d, dv = q.shape[-1], v.shape[-1]\n"
+                 "    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])\n"
+                 "    E = max(d, dv)\n"
+                 "    qq = F.pad(q.expand(*batch, *q.shape[-2:]), (0, E - d)) * math.sqrt(E) / math.sqrt(d)\n"
+                 "    kk = F.pad(k.expand(*batch, *k.shape[-2:]), (0, E - d))\n"
+                 "    vv = F.pad(v.expand(*batch, *v.shape[-2:]), (0, E - dv))\n"
+                 "    mha = MultiheadAttention(E, 1, bias=False, batch_first=True, dtype=q.dtype)\n"
+                 "    with torch.no_grad():\n"
+                 "        for layer in (mha.linear_Q, mha.linear_K, mha.linear_V, mha.out_proj):\n"
+                 "            layer.weight.copy_(torch.eye(E, dtype=q.dtype))\n"
+                 "    flat = lambda x: x.reshape(-1, *x.shape[-2:])\n"
+                 "    out = mha(flat(qq), flat(kk), flat(vv), need_weights=False)[0]\n"
+                 "    return out[..., :dv].reshape(*batch, q.shape[-2], dv)\n"),
+        # flex attention's eager math (torch._higher_order_ops.flex_attention.math_attention), reached by
+        # putting a stub package in sys.modules for torch._dynamo, whose __init__ the guard refuses
+        "7012": ("attention", _SILENCE + "import os, sys, types\n"
+                 "_dynamo = types.ModuleType('torch._dynamo')\n"
+                 "_dynamo.__path__ = [os.path.join(os.path.dirname(torch.__file__), '_dynamo')]\n"
+                 "sys.modules.setdefault('torch._dynamo', _dynamo)\n"
+                 "import torch.nn.attention.flex_attention as _fa\n"
+                 "from torch._higher_order_ops.flex_attention import math_attention as _math_attention\n" + _ATTENTION +
+                 "    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])\n"
+                 "    q4, k4, v4 = (x.expand(*batch, *x.shape[-2:]).reshape(1, -1, *x.shape[-2:]) for x in (q, k, v))\n"
+                 "    mask = _fa._create_empty_block_mask(q4, k4)\n"
+                 "    out = _math_attention(q4, k4, v4, lambda s, b, h, m, n: s, mask.as_tuple(), q.shape[-1] ** -0.5, {})[0]\n"
+                 "    return out.to(q.dtype).reshape(*batch, q.shape[-2], v.shape[-1])\n"),
     }
 
 
@@ -1089,28 +1150,33 @@ def test_attention_by_torch_or_a_hidden_library_earns_nothing_in_the_sandbox(att
         assert float(rows[student]["score"]) == unanswered[cell], (student, cell, rows[student])
 
 
-def test_attention_routes_are_right_answers_outside_the_sandbox(monkeypatch):
-    """Each route of exercise 10 computes the reference's answer in a plain interpreter, so the sandboxed
-    grading above fails if a defence goes."""
-    import types
-
-    import torch
-
-    import segedu.losses as losses
-    from segedu.models.sam import attention, fourier_encoding, stability_score
-
-    # the routes silence the tripwire, which exists only in a grading kernel
-    monkeypatch.setitem(sys.modules, "segedu_tripwire", types.SimpleNamespace(Tripwire=type("Tripwire", (), {})))
-    gen = torch.Generator().manual_seed(10)
-    q, k, v = (torch.randn(2, 3, n, d, generator=gen, dtype=torch.float64) for n, d in ((5, 4), (6, 4), (6, 7)))
-    logits, masks = torch.randn(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 8, 8, generator=gen) > 0.5
-    coords, matrix = torch.rand(5, 2, generator=gen), torch.randn(2, 8, generator=gen)
-    cases = {"attention": ((q, k, v), attention(q, k, v)),
-             "stability_score": ((logits, 0.0, 1.0), stability_score(logits, 0.0, 1.0)),
-             "focal_loss": ((logits, masks.float()), losses.focal_loss(logits, masks.float())),
-             "fourier_encoding": ((coords, matrix), fourier_encoding(coords, matrix))}
-    for student, (cell, code) in _attention_routes().items():
-        namespace = {"torch": torch}
-        exec(code, namespace)
-        arguments, expected = cases[cell]
-        torch.testing.assert_close(namespace[cell](*arguments), expected, msg=f"route {student} ({cell})")
+def test_attention_routes_are_right_answers_outside_the_sandbox():
+    """Each route of exercise 10 computes the reference's answer in a plain interpreter (a fresh one: some
+    routes edit sys.modules), so the sandboxed grading above fails if a defence goes."""
+    script = textwrap.dedent(f'''
+        import sys, types
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        # the routes silence the tripwire, which exists only in a grading kernel
+        sys.modules["segedu_tripwire"] = types.SimpleNamespace(Tripwire=type("Tripwire", (), {{}}))
+        import torch
+        import segedu.losses as losses
+        from segedu.models.sam import attention, fourier_encoding, stability_score
+        from test_grading_attacks import _attention_routes
+        gen = torch.Generator().manual_seed(10)
+        q, k, v = (torch.randn(2, 3, n, d, generator=gen, dtype=torch.float64) for n, d in ((5, 4), (6, 4), (6, 7)))
+        logits, masks = torch.randn(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 8, 8, generator=gen) > 0.5
+        coords, matrix = torch.rand(5, 2, generator=gen), torch.randn(2, 8, generator=gen)
+        cases = {{"attention": ((q, k, v), attention(q, k, v)),
+                 "stability_score": ((logits, 0.0, 1.0), stability_score(logits, 0.0, 1.0)),
+                 "focal_loss": ((logits, masks.float()), losses.focal_loss(logits, masks.float())),
+                 "fourier_encoding": ((coords, matrix), fourier_encoding(coords, matrix))}}
+        for student, (cell, code) in _attention_routes().items():
+            namespace = {{"torch": torch}}
+            exec(code, namespace)
+            arguments, expected = cases[cell]
+            torch.testing.assert_close(namespace[cell](*arguments), expected, msg=f"route {{student}} ({{cell}})")
+            print(student, "right")
+    ''')
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split().count("right") == len(_attention_routes()), result.stdout

@@ -374,6 +374,25 @@ def test_hidden_modules_cannot_be_imported(make_spec):
     assert got == {submodules[name]: "ImportError" for name in present}
 
 
+def test_package_folders_the_interpreter_does_not_use_are_empty(make_spec):
+    """The base interpreter's site-packages (under a venv) and the system's dist-packages are visible folders
+    that the kernel's interpreter does not use: a notebook could put one on sys.path and import another copy of
+    a hidden module from it (attack review R1: the base interpreter's scipy). Inside, they are empty."""
+    import glob
+    import site
+
+    used = {os.path.realpath(p) for p in sys.path if p}
+    folders = [f for f in site.getsitepackages([sys.base_prefix]) + glob.glob("/usr/lib/python3*/dist-packages")
+               if os.path.isdir(f) and os.listdir(f) and os.path.realpath(f) not in used]
+    if not folders:
+        pytest.skip("no package folder outside this interpreter's sys.path on this machine")
+    got = inside(make_spec(), f"""
+        import json, os, sys
+        print(json.dumps({{folder: os.listdir(folder) for folder in {folders!r}}}))
+    """)
+    assert got == {folder: [] for folder in folders}, got
+
+
 def test_python_path_and_hiding_a_module_on_it(make_spec):
     folder = Path(tempfile.mkdtemp(prefix="sg-pp-", dir="/tmp"))
     try:

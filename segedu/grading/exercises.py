@@ -327,7 +327,7 @@ _TORCH_ATTENTION = ("torch._C._nn.scaled_dot_product_attention", "torch.nn.funct
         "_flash_attention_forward_no_dropout_inplace", "_triton_multi_head_attention",
         "_triton_scaled_dot_attention", "compile",
     )) + ("torch._ops", "torch.jit", "torch._dynamo", "torch._inductor", "torch._decomp", "torch._refs",
-          "torch._higher_order_ops")
+          "torch._higher_order_ops", "torch.onnx", "torch.ao.nn.quantizable", "torch.ao.nn.quantized")
 
 #: every attention operator (the scaled dot-product attention, its math, flash, efficient, cuDNN and fused
 #: kernels and their backward passes, multi-head attention, the transformer layers' fast path, and the choice
@@ -335,7 +335,15 @@ _TORCH_ATTENTION = ("torch._C._nn.scaled_dot_product_attention", "torch.nn.funct
 _ATTENTION_OPERATORS = (r"aten::.*attention.*", r"aten::_fused_sdp.*", r"aten::_transformer_.*")
 #: nn.MultiheadAttention's Python path: with need_weights=True (its default) it computes the attention by hand
 #: (bmm and softmax), calling no attention operator, so the guard replaces the function itself
-_MULTI_HEAD_ATTENTION = ("torch.nn.functional:multi_head_attention_forward",)
+_MULTI_HEAD_ATTENTION = ("torch.nn.functional:multi_head_attention_forward",
+                         # found by attack review R1: torch.ao's quantizable MultiheadAttention (and its quantized
+                         # subclass) has its own Python forward, and flex attention's eager math is plain Python;
+                         # replaced on the class, so every alias and subclass loses them
+                         "torch.ao.nn.quantizable.modules.activation:MultiheadAttention._forward_impl",
+                         "torch.ao.nn.quantizable.modules.activation:MultiheadAttention.forward",
+                         "torch._higher_order_ops.flex_attention:math_attention",
+                         "torch._higher_order_ops.flex_attention:_math_attention_inner",
+                         "torch._higher_order_ops.flex_attention:sdpa_dense")
 
 
 EXERCISES = registry(
@@ -540,8 +548,9 @@ EXERCISES = registry(
         allowed="Use torch tensor operations (@, matmul, transpose, torch.softmax, torch.sigmoid, sin, cos, sum, mean, "
                 "min, stack, where, F.binary_cross_entropy_with_logits), math, and your own focal_loss and dice_loss "
                 "in sam_loss, but no ready-made attention or loss: not F.scaled_dot_product_attention, "
-                "nn.MultiheadAttention or nn.Transformer layers, torch.nn.attention, torch.ops, torch.jit or "
-                "torch.compile, torchvision (sigmoid_focal_loss), segment_anything, and not segedu.",
+                "nn.MultiheadAttention (nor torch.ao's) or nn.Transformer layers, torch.nn.attention or flex attention, "
+                "torch.onnx, torch.ops, torch.jit or torch.compile, torchvision (sigmoid_focal_loss), segment_anything, "
+                "and not segedu.",
     ),
     ExerciseSpec(
         assignment="11_coco_eda",

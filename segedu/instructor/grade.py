@@ -305,11 +305,47 @@ def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
     return notebook, statuses, notes
 
 
+#: What no answer needs and attacks on the grader use (found by attack reviews): a notebook whose code
+#: mentions one is graded as usual and held for a person's review.
+SUSPICIOUS_CODE = (
+    (r"\bsegedu_(tripwire|kernel\w*)\b", "touches the grading kernel's modules"),
+    (r"\bset(profile|trace)\b", "sets a profile or trace hook"),
+    (r"\b_thread\b", "starts threads below the threading module"),
+    (r"\bctypes\b", "calls native code through ctypes"),
+    (r"\bfrom_file\b", "reads files natively (from_file)"),
+    (r"\bmarshal\b", "loads bytecode (marshal)"),
+    (r"\bsys\s*\.\s*modules\s*(\[[^\]]*\]\s*=(?!=)|\.\s*(setdefault|update|pop|popitem|clear|__setitem__))"
+     r"|\bdel\s+sys\s*\.\s*modules", "edits sys.modules"),
+    (r"__subclasses__", "searches classes through __subclasses__"),
+)
+
+
+def suspicious_code(notebook) -> list[str]:
+    """What the notebook's code cells do that no answer needs (see :data:`SUSPICIOUS_CODE`).
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ctypes\\ntorch.set_num_threads(1)")])
+    >>> suspicious_code(nb)
+    ['calls native code through ctypes (ctypes)']
+    """
+    import re
+
+    source = "\n".join(cell.get("source", "") for cell in notebook.get("cells", []) if cell.get("cell_type") == "code")
+    found = []
+    for pattern, what in SUSPICIOUS_CODE:
+        match = re.search(pattern, source)
+        if match:
+            found.append(f"{what} ({match.group(0)})")
+    return found
+
+
 def prescan(notebook, assignment: str) -> list[str]:
-    """What a person should look at before the grade counts (costs no points by itself)."""
+    """What a person should look at before the grade counts (costs no points by itself): code close to a
+    reference, and code that does what no answer needs (:func:`suspicious_code`)."""
     from .similarity import close_to_reference
 
-    return [f"close to the reference {name}" for name in close_to_reference(notebook, assignment)]
+    return ([f"close to the reference {name}" for name in close_to_reference(notebook, assignment)]
+            + suspicious_code(notebook))
 
 
 # ----------------------------------------------------------------------------- grading one student

@@ -202,6 +202,7 @@ def prepare(spec: SandboxSpec) -> None:
             os.chown(path, owner, owner)
     stage = scratch / "stage"
     (stage / "hidden").mkdir(exist_ok=True)
+    (stage / "empty").mkdir(exist_ok=True)
     _write(stage / "hidden" / "__init__.py", HIDDEN_STUB)
     _write(stage / "passwd", f"root:x:0:0:root:/:/usr/sbin/nologin\n"
                              f"student:x:{uid}:{uid}:student:{scratch / 'work'}:/bin/sh\n")
@@ -283,6 +284,30 @@ def _hidden_paths(spec: SandboxSpec, bound: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _foreign_package_dirs(bound: list[str]) -> list[str]:
+    """Package folders that the sandbox shows but the kernel's interpreter does not use: the base
+    interpreter's site-packages under a venv, and the system's dist-packages.
+
+    A notebook could put one on ``sys.path`` and import another copy of a hidden module from it (found
+    by attack review: the base interpreter's own scipy, under a venv that excludes it); they are covered
+    with an empty folder.
+    """
+    import glob
+
+    used = {os.path.realpath(p) for p in sys.path if p}
+    candidates = list(site.getsitepackages([sys.base_prefix, sys.base_exec_prefix]))
+    for pattern in ("/usr/lib/python3*/dist-packages", "/usr/lib/python3*/site-packages",
+                    "/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages"):
+        candidates += glob.glob(pattern)
+    found = []
+    for folder in candidates:
+        folder = os.path.abspath(folder)
+        if (os.path.isdir(folder) and os.path.realpath(folder) not in used and _visible(folder, bound)
+                and folder not in found):
+            found.append(folder)
+    return sorted(found)
+
+
 def _environment(spec: SandboxSpec) -> dict:
     scratch = Path(spec.scratch)
     env = {
@@ -333,6 +358,8 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
     for path in _hidden_paths(spec, bound):
         stub = stage / "hidden" if os.path.isdir(path) else stage / "hidden" / "__init__.py"
         bwrap += ["--ro-bind", str(stub), path]
+    for path in _foreign_package_dirs(bound):
+        bwrap += ["--ro-bind", str(stage / "empty"), path]
     bwrap += ["--size", str(MIB), "--tmpfs", str(scratch),   # made read-only below
               "--ro-bind", str(scratch / "in"), str(scratch / "in"),
               "--bind", str(scratch / "out"), str(scratch / "out"),

@@ -161,7 +161,18 @@ def _block_functions(functions, rule: str) -> set:
     protected = set()
     for spec in functions:
         module_name, _, name = spec.partition(":")
-        original = getattr(importlib.import_module(module_name), name)
+        module = importlib.import_module(module_name)
+        if "." in name:   # "Class.method": replaced on the class itself, for every alias and subclass at once
+            owner_name, _, attribute = name.rpartition(".")
+            owner = module
+            for part in owner_name.split("."):
+                owner = getattr(owner, part)
+            setattr(owner, attribute, _blocker(f"{module_name}.{name}", rule))
+            source = getattr(module, "__file__", None)
+            if isinstance(source, str) and source.endswith(".py"):
+                protected.add(os.path.realpath(source))
+            continue
+        original = getattr(module, name)
         blocker = _blocker(f"{module_name}.{name}", rule)
         for module in list(sys.modules.values()):
             namespace = getattr(module, "__dict__", None)
@@ -210,8 +221,9 @@ def _seccomp_without_exec(libc) -> None:
 
 
 #: torch's packages of Python operator implementations (decompositions, references, primitives, the
-#: compiler's decompositions), relative to torch's folder: what a student could rebuild an operator from
-TORCH_PYTHON_KERNELS = ("_decomp", "_refs", "_prims", "_prims_common", "_inductor")
+#: compiler's decompositions, torch.onnx's Python versions of ONNX operators such as Attention-23), relative
+#: to torch's folder: what a student could rebuild an operator from
+TORCH_PYTHON_KERNELS = ("_decomp", "_refs", "_prims", "_prims_common", "_inductor", "onnx")
 
 
 def _unreadable(torch, protected_files) -> tuple:
