@@ -1146,8 +1146,12 @@ def test_attention_by_torch_or_a_hidden_library_earns_nothing_in_the_sandbox(att
     assert full > 0 and rows["7000"]["status"] == "ok" and float(rows["7000"]["max_score"]) == full, rows["7000"]
     unanswered = {cell: float(rows[f"709{index}"]["score"]) for index, cell in enumerate(attacked_cells)}
     assert all(score < full for score in unanswered.values()), unanswered
-    for student, (cell, _) in _attention_routes().items():
+    for student, (cell, code) in _attention_routes().items():
         assert float(rows[student]["score"]) == unanswered[cell], (student, cell, rows[student])
+        # silencing the tripwire, or hiding from it in a raw thread, holds the notebook for a person's review
+        if "segedu_tripwire" in code or "_thread" in code:
+            assert "needs review" in rows[student]["status"], (student, rows[student])
+    assert "needs review" not in rows["7000"]["status"], rows["7000"]
 
 
 def test_attention_routes_are_right_answers_outside_the_sandbox():
