@@ -899,6 +899,10 @@ known.add("10_sam", "attention",
     Submission("attention_scaled_by_d", "divides the scores by d instead of sqrt(d)",
                (M("attention", SCORES, "scores = q @ k.transpose(-2, -1) / q.shape[-1]"),),
                must_lose=("test_attention", "test_attention_batched")),
+    Submission("attention_scaled_by_sqrt_dv", "divides the scores by sqrt(d_v), the size of a value, not of a query",
+               (M("attention", SCORES, "scores = q @ k.transpose(-2, -1) / math.sqrt(v.shape[-1])"),),
+               must_lose=("test_attention",)),   # the other cells have d_v = d, or scores so large that any scale
+                                                 # leaves the softmax one-hot
     Submission("attention_softmax_overflows", "writes the softmax as exp(s) / sum(exp(s)), which overflows",
                (M("attention", "weights = torch.softmax(scores, dim=-1)",
                   "weights = torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)"),),
@@ -917,6 +921,9 @@ known.add("10_sam", "focal_loss",
                must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
     Submission("focal_without_gamma", "leaves out the modulating factor (1 - p_t) ** gamma",
                (M("focal_loss", "(alpha_t * (1 - p_t) ** gamma * cross_entropy)", "(alpha_t * cross_entropy)"),),
+               must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
+    Submission("focal_summed", "sums over the pixels instead of averaging",
+               (M("focal_loss", "* cross_entropy).mean()", "* cross_entropy).sum()"),),
                must_lose=("test_focal_loss", "test_focal_loss_alpha_gamma")),
 )
 
@@ -963,6 +970,17 @@ known.add("10_sam", "sam_loss",
                (M("sam_loss", "focal_weight * focal_loss(", "dice_weight * focal_loss("),
                 M("sam_loss", "dice_weight * dice_loss(", "focal_weight * dice_loss(")),
                must_lose=SAM_CELLS),
+    # the student's own focal_loss is wrong (summed) and sam_loss, right in itself, inherits it: the hint points
+    # back to focal_loss
+    Submission("sam_loss_with_summed_focal", "a right sam_loss on top of a focal_loss that sums over the pixels",
+               (M("focal_loss", "* cross_entropy).mean()", "* cross_entropy).sum()"),), must_lose=SAM_CELLS),
+    Submission("sam_loss_iou_at_logit_zero", "counts a logit of exactly 0 into the mask of the IoU target (>= 0)",
+               (M("sam_loss", "predicted = mask_logits[b] > 0", "predicted = mask_logits[b] >= 0"),),
+               must_lose=("test_sam_loss_ambiguous",)),   # the cell whose logits hit 0 exactly
+    Submission("sam_loss_dice_of_all_masks", "calls dice_loss on the M masks at once: their mean Dice in every mask",
+               (M("sam_loss", "dice_weight * dice_loss(mask_logits[b, m][None], target[b][None])",
+                  "dice_weight * dice_loss(mask_logits[b], target[b].expand_as(mask_logits[b]))"),),
+               must_lose=SAM_CELLS),
 )
 
 STABILITY_COUNTS = (
@@ -985,6 +1003,9 @@ known.add("10_sam", "stability_score",
                   "    return scores\n",
                   "    return intersections / unions\n"),),
                must_lose=("test_stability_score_empty",)),
+    Submission("stability_at_least", "counts the logits exactly on a threshold (>= instead of >)",
+               (M("stability_score", STABILITY_COUNTS, STABILITY_COUNTS.replace(" > ", " >= ")),),
+               must_lose=("test_stability_score_strict",)),
     Submission("delegates_to_segment_anything", "calls segment-anything's calculate_stability_score",
                replace={"stability_score": (
                    "from segment_anything.utils.amg import calculate_stability_score\n\n"

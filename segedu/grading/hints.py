@@ -1062,6 +1062,8 @@ def _attention(q, k, v, *, scale="sqrt", axis=-1, stable=True):
     scores = q @ k.transpose(-2, -1)
     if scale == "sqrt":
         scores = scores / math.sqrt(q.shape[-1])
+    elif scale == "sqrt_dv":
+        scores = scores / math.sqrt(v.shape[-1])
     elif scale == "d":
         scores = scores / q.shape[-1]
     if stable:
@@ -1087,12 +1089,17 @@ def attention_softmax_overflows(q, k, v):
     return _attention(q, k, v, stable=False)
 
 
+def attention_scaled_by_sqrt_dv(q, k, v):
+    return _attention(q, k, v, scale="sqrt_dv")
+
+
 def focal_without_gamma(logits, target, alpha=0.25, gamma=2.0):
     return _focal_loss(logits, target, alpha, 0.0)
 
 
 def _sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0, *, reduce_masks="min",
-              soft_iou=False, best_iou_only=False, empty_iou=1.0):
+              soft_iou=False, best_iou_only=False, empty_iou=1.0, summed_focal=False, at_least_zero=False,
+              dice_of_all_masks=False):
     """SAM's loss with one thing changed; per sample and mask as the exercise states it."""
     import torch
 
@@ -1100,15 +1107,18 @@ def _sam_loss(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0,
     target = target.to(mask_logits.dtype)
     total = torch.zeros((), dtype=mask_logits.dtype)
     for b in range(batch):
+        # the mean Dice of the M masks, added to every mask's loss, is dice_loss called on them all at once
+        all_dice = _dice_loss(mask_logits[b], target[b].expand_as(mask_logits[b])) if dice_of_all_masks else None
         losses = torch.stack([
-            focal_weight * _focal_loss(mask_logits[b, m], target[b])
-            + dice_weight * _dice_loss(mask_logits[b, m][None], target[b][None])
+            focal_weight * _focal_loss(mask_logits[b, m], target[b], summed=summed_focal)
+            + dice_weight * (all_dice if dice_of_all_masks else _dice_loss(mask_logits[b, m][None], target[b][None]))
             for m in range(num_masks)])
         if soft_iou:
             p, y = torch.sigmoid(mask_logits[b]).flatten(1), target[b].flatten()[None]
             intersection, union = (p * y).sum(1), (p + y - p * y).sum(1)
         else:
-            predicted, truth = (mask_logits[b] > 0).flatten(1), (target[b] == 1).flatten()[None]
+            predicted = (mask_logits[b] >= 0 if at_least_zero else mask_logits[b] > 0).flatten(1)
+            truth = (target[b] == 1).flatten()[None]
             intersection = (predicted & truth).sum(1).to(mask_logits.dtype)
             union = (predicted | truth).sum(1).to(mask_logits.dtype)
         # torch divides by 0 silently; where() keeps the empty unions' IoU from the 0/0
@@ -1143,13 +1153,26 @@ def sam_loss_weights_swapped(mask_logits, iou_pred, target, focal_weight=20.0, d
     return _sam_loss(mask_logits, iou_pred, target, dice_weight, focal_weight)
 
 
-def _stability(mask_logits, mask_threshold, threshold_offset, *, high=None, low=None, empty=1.0):
+def sam_loss_with_summed_focal(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, summed_focal=True)
+
+
+def sam_loss_iou_at_logit_zero(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, at_least_zero=True)
+
+
+def sam_loss_dice_of_all_masks(mask_logits, iou_pred, target, focal_weight=20.0, dice_weight=1.0):
+    return _sam_loss(mask_logits, iou_pred, target, focal_weight, dice_weight, dice_of_all_masks=True)
+
+
+def _stability(mask_logits, mask_threshold, threshold_offset, *, high=None, low=None, empty=1.0, strict=True):
     import torch
 
     high = mask_threshold + threshold_offset if high is None else high
     low = mask_threshold - threshold_offset if low is None else low
-    inner = (mask_logits > high).sum(dim=(-2, -1)).to(torch.float64)
-    outer = (mask_logits > low).sum(dim=(-2, -1)).to(torch.float64)
+    above = (lambda x, t: x > t) if strict else (lambda x, t: x >= t)
+    inner = above(mask_logits, high).sum(dim=(-2, -1)).to(torch.float64)
+    outer = above(mask_logits, low).sum(dim=(-2, -1)).to(torch.float64)
     return torch.where(outer > 0, inner / outer, torch.full_like(outer, empty))
 
 
@@ -1164,6 +1187,10 @@ def stability_one_threshold(mask_logits, mask_threshold, threshold_offset):
 
 def stability_empty_nan(mask_logits, mask_threshold, threshold_offset):
     return _stability(mask_logits, mask_threshold, threshold_offset, empty=float("nan"))
+
+
+def stability_at_least(mask_logits, mask_threshold, threshold_offset):
+    return _stability(mask_logits, mask_threshold, threshold_offset, strict=False)
 
 
 # ----------------------------------------------------------------------------- 11 COCO
@@ -1546,12 +1573,16 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                   "(math.sqrt(q.shape[-1]))."),
         _m(attention_softmax_overflows, "Hint: exp of a large score overflows to inf and inf / inf is NaN; use "
                                         "torch.softmax, or subtract each row's maximum before exp."),
+        _m(attention_scaled_by_sqrt_dv, "Hint: the scores are divided by sqrt(d_v), the size of a value; divide by "
+                                        "sqrt(d), the size of a query and key (q.shape[-1])."),
     ),
     (A10, "focal_loss"): (
         _m(focal_alpha_on_negatives, "Hint: alpha is applied to the wrong class: alpha_t is alpha for the "
                                      "positives (target 1) and 1 - alpha for the negatives."),
         _m(focal_without_gamma, "Hint: the factor (1 - p_t) ** gamma is missing: without it this is a weighted "
                                 "cross-entropy that does not down-weight the easy pixels."),
+        _m(focal_summed, "Hint: the loss is summed over the pixels; the exercise asks for the mean over every "
+                         "pixel of every mask (.mean(), not .sum())."),
     ),
     (A10, "dice_loss"): (
         _m(dice_without_smoothing, "Hint: Dice without smoothing: an empty target with an empty prediction gives "
@@ -1572,6 +1603,12 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                    "only where the union is positive."),
         _m(sam_loss_weights_swapped, "Hint: the weights are swapped: focal_weight (20) multiplies the focal loss and "
                                      "dice_weight (1) the Dice loss."),
+        _m(sam_loss_with_summed_focal, "Hint: this is sam_loss with a focal loss summed over the pixels; sam_loss "
+                                       "uses your focal_loss and dice_loss: make their tests pass first."),
+        _m(sam_loss_iou_at_logit_zero, "Hint: a logit of exactly 0 counts as in the mask here; the mask of the IoU "
+                                       "target is mask_logits > 0 (strictly)."),
+        _m(sam_loss_dice_of_all_masks, "Hint: the Dice loss is of all M masks at once (their mean, added to every "
+                                       "mask); take each mask's own Dice: dice_loss(mask_logits[b, m][None], ...)."),
     ),
     (A10, "stability_score"): (
         _m(stability_thresholds_swapped, "Hint: the two thresholds are swapped: count the pixels above t + offset "
@@ -1580,6 +1617,8 @@ MISTAKES: dict[tuple[str, str], tuple[KnownMistake, ...]] = {
                                     "t + offset, then above t - offset."),
         _m(stability_empty_nan, "Hint: a mask with no logit above t - offset gives 0/0 = NaN; its score is 1, the "
                                 "IoU of two empty masks."),
+        _m(stability_at_least, "Hint: a logit exactly on a threshold is counted here (>=); both comparisons are "
+                               "strict: mask_logits > t + offset and mask_logits > t - offset."),
     ),
     (A11, "class_frequency"): (
         _m(frequency_counts_crowds, "Hint: crowd annotations are counted as objects: use iscrowd=False."),

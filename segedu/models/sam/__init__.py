@@ -64,7 +64,7 @@ __all__ = list(_LAZY)
 # The function shares its name with its module: importing the module (the transformer does) would bind
 # ``segedu.models.sam.attention`` to the module, so the function is bound here, first. This imports torch,
 # which every component needs anyway.
-from .attention import Attention, attention  # noqa: E402
+from .attention import Attention, attention  # noqa: E402, F401
 
 
 def __getattr__(name: str):
