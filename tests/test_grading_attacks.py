@@ -1014,7 +1014,7 @@ def test_sampling_by_a_library_earns_nothing_in_the_sandbox(attacked_sampling):
 
 # ----------------------------------------------------------------------------- torch's attention, segment-anything
 
-A = "10_sam"
+S = "10_sam"
 _ATTENTION = "def attention(q, k, v):\n"
 
 
@@ -1127,8 +1127,8 @@ def attacked_attention(tmp_path_factory):
     Python path replaced), segment_anything, torchvision and segedu (hidden from the kernel): a route keeps
     only what the same notebook keeps with that answer unanswered."""
     base = tmp_path_factory.mktemp("attacks10")
-    release = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
-    answers = solution_answers(nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4))
+    release = nbformat.read(ROOT / "exercises" / S / f"{S}.ipynb", as_version=4)
+    answers = solution_answers(nbformat.read(ROOT / "solutions" / S / f"{S}.ipynb", as_version=4))
     stubs = {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells
              if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
     attacked_cells = sorted({cell for cell, _ in _attention_routes().values()})
@@ -1137,7 +1137,7 @@ def attacked_attention(tmp_path_factory):
         notebooks[f"709{index}"] = fill_in(release, dict(answers, **{cell: stubs[cell]}))
     notebooks.update({student: fill_in(release, dict(answers, **{cell: code}))
                       for student, (cell, code) in _attention_routes().items()})
-    return _grade_class(base, A, notebooks), attacked_cells
+    return _grade_class(base, S, notebooks), attacked_cells
 
 
 def test_attention_by_torch_or_a_hidden_library_earns_nothing_in_the_sandbox(attacked_attention):
