@@ -641,8 +641,11 @@ def test_other_exceptions_fail_and_name_their_type(error):
 
 @pytest.mark.parametrize("assignment,name", GRADED, ids=IDS)
 def test_missing_return_is_explained(assignment, name):
+    # loaded before the check: loading the solution's namespace inside it calls segedu, which the tripwire flags
+    answer = correct(assignment, name)
+
     def forgot_return(*args, **kwargs):
-        correct(assignment, name)(*args, **kwargs)  # computes the answer, then drops it
+        answer(*args, **kwargs)  # computes the answer, then drops it
 
     args, kwargs = _first_case(assignment, name)
     message = failure(exercise(assignment), name, forgot_return, *args, **kwargs)
