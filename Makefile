@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FIFTYONE_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade mutants colab-versions
+.PHONY: course test lab release check-release selfcheck links bench checkpoints clean grade mutants colab-versions site formgrader
 
 # PYTHONWARNINGS=ignore: setuptools warns that any editable install could be shadowed by a same-named
 # folder, which a newcomer can't act on.
@@ -25,8 +25,14 @@ course: $(VENV)/.installed  ## run lectures, regenerate exercises/, self-check g
 test: $(VENV)/.installed  ## the whole test suite, in timed stages; STAGE=unit runs one (see segedu/instructor/testrun.py)
 	$(PY) -m segedu.instructor test $(if $(STAGE),--stage $(STAGE))
 
-lab: $(VENV)/.installed  ## JupyterLab on the course
-	$(PY) -m segedu.instructor lab
+lab: $(VENV)/.installed  ## JupyterLab on the course (ARGS="--port 8890" and other JupyterLab options)
+	$(PY) -m segedu.instructor lab $(ARGS)
+
+site: $(VENV)/.installed  ## the course website from the executed lectures (reuses make course's runs): build/site/
+	$(PY) -m segedu.instructor site $(ARGS)
+
+formgrader: $(VENV)/.installed  ## grade assignment 11's report by hand: make formgrader OUT=../grading/11
+	$(PY) -m segedu.instructor formgrader --out "$(OUT)" $(ARGS)
 
 bench: $(VENV)/.installed  ## every speed figure against the COURSE.md budgets: one table, build/bench.csv
 	$(PY) -m segedu.instructor bench

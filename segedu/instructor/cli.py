@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 
@@ -64,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     ckpt.add_argument("--progress", action="store_true", help="show tqdm bars")
     ckpt.add_argument("--list", action="store_true", help="only list the registered checkpoints")
     lab = commands.add_parser("lab", help="open JupyterLab on the course")
-    lab.add_argument("extra", nargs=argparse.REMAINDER)
+    lab.add_argument("extra", nargs=argparse.REMAINDER, help="passed to JupyterLab")
+    site = commands.add_parser("site", help="the course website from the executed lectures (build/site/)")
+    site.add_argument("extra", nargs=argparse.REMAINDER, help="see `segedu site --help`")
+    formgrader = commands.add_parser("formgrader", help="grade the hand-graded cells of a grading run in formgrader")
+    formgrader.add_argument("--out", required=True, help="the OUT folder of `segedu grade`")
+    formgrader.add_argument("extra", nargs=argparse.REMAINDER, help="passed to JupyterLab")
     test = commands.add_parser("test", help="the test suite in timed stages, then the ten slowest tests")
     test.add_argument("--stage", action="append", help="run only this stage (repeatable)")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
@@ -139,9 +142,17 @@ def main(argv: list[str] | None = None) -> int:
             print(problem)
         return 1 if (problems and args.check) else 0
     if args.command == "lab":
-        env = dict(os.environ)
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        return subprocess.call([sys.executable, "-m", "jupyter", "lab", *args.extra], cwd=root, env=env)
+        from .lab import lab as run_lab
+
+        return run_lab(root, args.extra)
+    if args.command == "site":
+        from .site import main as site_main
+
+        return site_main(root, args.extra)
+    if args.command == "formgrader":
+        from .manual import formgrader
+
+        return formgrader(root, Path(args.out), args.extra)
     return 2
 
 
