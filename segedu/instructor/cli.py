@@ -109,9 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-release":
         from .course import stale_releases
 
+        from .course import stale_manifests
+
         stale = stale_releases(root, _workdir(root, "check-release"))
         for assignment in stale:
             print(f"exercises/{assignment} is stale: run `make release`")
+        if stale_manifests(root):
+            print("segedu/submission/releases.json is stale (segedu.check_submission compares with it): "
+                  "run `make release`")
+            stale.append("releases.json")
         return 1 if stale else 0
     if args.command == "selfcheck":
         from .course import format_table, self_check

@@ -31,6 +31,8 @@ from nbconvert.preprocessors import Preprocessor
 from nbformat.v4 import new_output
 from traitlets import Bool, Unicode
 
+from segedu.submission.rules import CHECK_CELL_ID
+
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "grading" / "kernel"
 RUNNER_SOURCE = ("# Graded outside this notebook: your functions run on the test inputs, the grader compares.\n"
                  "import segedu_kernel_runner; segedu_kernel_runner.run({grade_id!r})")
@@ -130,6 +132,8 @@ class TrustedRun(Preprocessor):
         write_inputs(plan, io_dir / "in")
         sources = {}
         for cell in nb.cells:
+            if _meta(cell).get("grade_id") == CHECK_CELL_ID:   # the student's pre-submission check: not here
+                cell.source = "# segedu.check_submission() runs before submitting, not while grading"
             if _is_test_cell(cell):
                 grade_id = _meta(cell).get("grade_id")
                 if grade_id not in plan.cells:
