@@ -25,6 +25,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+import nbformat
 import pytest
 from correct_answers import CORRECT_ANSWERS
 from test_hints import HINTED
@@ -44,6 +45,9 @@ ASSIGNMENTS = assignment_ids(ROOT)
 #: number of test files the round trips are split into (tests/test_nbgrader_roundtrip*.py)
 SHARDS = 3
 SOLUTION, UNTOUCHED = "solution", "untouched"
+#: exercises whose round trip also runs the student's pre-submission check on every graded notebook
+#: (numpy units: a kernel each, a few seconds)
+CHECKED = ("00_tasks_and_metrics", "01_thresholding")
 
 
 def _grade_id(cell):
@@ -264,5 +268,35 @@ def roundtrip_tests(assignments) -> dict:
                     assert_names_no_hidden_input(message, plan.cells[grade_id])
         if assignment == "03_regions":   # region_depth_first passes the visible case and fails a hidden one
             assert hidden_hints >= 1
+
+    @pytest.mark.parametrize("assignment", sorted(set(CHECKED) & set(assignments)))
+    def test_the_students_check_agrees_with_the_grader(graded, assignment, tmp_path):
+        """``segedu.check_submission()`` on every notebook this round trip graded: each visible test it
+        reports failing lost points in nbgrader, and the notebooks with full marks are "ready"."""
+        from segedu.submission import check_submission
+
+        course, scores, student_of = graded(assignment)
+        solution_notebook = read_notebook(course.path / "solutions" / assignment / f"{assignment}.ipynb")
+        answers = solution_answers(solution_notebook)
+        release_notebook = course.release_notebook(assignment)
+        notebooks = {SOLUTION: fill_in(release_notebook, answers), UNTOUCHED: copy.deepcopy(release_notebook)}
+        for student, members in pack(WRONG_ANSWERS[assignment] + CORRECT_ANSWERS[assignment], solution_notebook,
+                                     answers):
+            notebooks[student] = build_submission(release_notebook, answers, *members)
+        caught = docked_total = 0
+        for student, notebook in notebooks.items():
+            path = tmp_path / f"{student}.ipynb"
+            nbformat.write(notebook, path)
+            report = check_submission(path, assignment=assignment, quiet=True)
+            result = scores[next(name for name, s in student_of.items() if s == student)]
+            docked = set(result.lost())
+            reported = {g for f in report.problems if f.kind == "test" for g in f.grade_ids}
+            assert reported <= docked, f"{student}: reported {reported - docked}, which nbgrader did not dock\n{report}"
+            assert report.ready == (not docked and not report.problems), f"{student}: {report}"
+            caught += len(reported)
+            docked_total += len(docked)
+        # hidden tests catch what the visible ones cannot; most mistakes show in the visible tests
+        print(f"\n{assignment}: the student's check reports {caught} of the {docked_total} cells nbgrader docked")
+        assert caught >= 0.6 * docked_total
 
     return {name: value for name, value in locals().items() if name == "graded" or name.startswith("test_")}

@@ -374,3 +374,52 @@ def test_collect_canvas_names(tmp_path):
     assert found["88"].file == "leebo_88_903_whatever.ipynb"
     with pytest.raises(Unreadable):
         read_submission(b"\x00\xff not json")
+
+
+#: the submissions a student's own check can judge: honest work, mistakes and edits (not attacks on the
+#: grader, which no check in the student's own Python can see through; not the memory hog, which would
+#: fill this machine's memory without the grader's sandbox)
+CHECKED = ("1001", "1002", "1005", "1006", "1008", "1009", "1010", "1012", "1017", "1018", "1019")
+
+
+def test_the_students_check_agrees_with_the_grader(graded, tmp_path):
+    """``segedu.check_submission()`` on the files the grader graded: every test it reports failing lost
+    points at grading time, every cell the grader docked is reported, and the clean ones are "ready"."""
+    from segedu.submission import check_submission
+
+    rows, files, out = graded["rows"], graded["files"], graded["out"]
+    for student in CHECKED:
+        name, data = files[student]
+        path = tmp_path / f"{student}.ipynb"
+        path.write_bytes(data)
+        report = check_submission(path, assignment=A, timeout=TIMEOUT, quiet=True)
+        result = json.loads((out / ".work" / "students" / student / "result.json").read_text())
+        docked = {cell for cell, (got, best) in result["cells"].items() if got < best}
+        reported = {g for f in report.problems if f.kind == "test" for g in f.grade_ids}
+        kinds = {f.kind for f in report.problems}
+        why = f"{student}: {report}\ngrader: {rows[student]}"
+        if "kernel crashed" in rows[student]["status"]:
+            assert kinds == {"crash"} or "crash" in kinds, why
+            continue
+        assert reported <= docked, why            # every failing test it reports costs points
+        if student != "1017":                     # the delegator passes visible tests with the reference ...
+            assert docked <= reported, why        # ... and the grader docks every cell it reports
+        other_release = re.search(r"made from release (?!unknown)", rows[student]["notes"])
+        assert report.ready == (float(rows[student]["score"]) == 10 and not other_release), why
+    # the reasons, in the grader's words too
+    assert "1017" in CHECKED and float(rows["1017"]["score"]) < 10
+
+
+def test_the_students_check_names_the_reason(graded, tmp_path):
+    from segedu.submission import check_submission
+
+    def check(student):
+        path = tmp_path / f"{student}.ipynb"
+        path.write_bytes(graded["files"][student][1])
+        return {f.kind: f for f in check_submission(path, assignment=A, run_tests=False, quiet=True).problems}
+
+    edited = check("1008")
+    assert edited["deleted"].grade_ids == ("test_mean_iou",) and edited["edited"].grade_ids == ("test_pixel_accuracy",)
+    assert "segedu" in check("1017")["import"].message
+    assert "v0.0.9" in check("1019")["release"].message
+    assert check("1010") == {} and check("1009") == {}

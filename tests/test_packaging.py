@@ -44,7 +44,11 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
 def test_core_is_what_colab_has_plus_four():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = {_name(r) for r in project["dependencies"]}
-    colab = {"torch", "torchvision", "numpy", "scipy", "matplotlib", "scikit-image", "scikit-learn"}
+    # nbformat and nbclient: segedu.check_submission() reads the notebook and runs it (Colab has both)
+    colab = {"torch", "torchvision", "numpy", "scipy", "matplotlib", "scikit-image", "scikit-learn", "nbformat",
+             "nbclient"}
+    freeze = (ROOT / "tests" / "data" / "colab" / "pip-freeze.txt").read_text().lower()
+    assert all(re.search(rf"^{name}==", freeze, re.M) for name in ("nbformat", "nbclient"))
     assert core == colab | {"pycocotools", "tqdm", "ipywidgets", "segment-anything"}
     extras = project["optional-dependencies"]
     assert {"fiftyone"} <= {_name(r) for r in extras["coco"]}

@@ -9,6 +9,7 @@ Colab has only their own notebook.
 
 What the grader does with a submission, and so what these rules mirror:
 
+0. Outputs are cleared.
 1. **Colab exports** lose the nbgrader metadata of every cell. It is restored by matching cells to the
    release: the same source, then (for answer cells) the same first line, then the same position
    (:func:`restore_metadata`).
@@ -211,6 +212,9 @@ def as_graded(notebook, manifest):
     import nbformat
 
     notebook = nbformat.from_dict(copy.deepcopy(dict(notebook)))
+    for cell in notebook.cells:   # nbgrader's ClearOutput: the run starts from nothing
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
     restore_metadata(notebook, manifest)
     released = {c["nbgrader"]["grade_id"]: c for c in _graded(manifest)}
     # 2. duplicates: the last copy keeps the metadata
