@@ -423,3 +423,10 @@ def test_the_students_check_names_the_reason(graded, tmp_path):
     assert "segedu" in check("1017")["import"].message
     assert "v0.0.9" in check("1019")["release"].message
     assert check("1010") == {} and check("1009") == {}
+
+
+def test_the_check_cell_does_nothing_while_grading(graded):
+    autograded = graded["out"] / ".work" / "students" / "1001" / "autograded" / "1001" / A / f"{A}.ipynb"
+    [cell] = [c for c in nbformat.read(autograded, as_version=4).cells if _gid(c) == "check_submission"]
+    assert "check_submission(" not in cell.source.replace("segedu.check_submission()", "")
+    assert not cell.outputs
