@@ -193,9 +193,15 @@ def test_solution_notebook_executes(assignment):
 @pytest.mark.parametrize("lecture", lecture_paths(ROOT), ids=lambda p: p.stem)
 def test_lecture_executes(lecture):
     """The lecture part of `make course` (its run_lectures), one lecture per test so that make test's
-    notebooks stage spreads them over both cores; make bench times them."""
-    [run] = run_lectures(ROOT, paths=[lecture])
+    notebooks stage spreads them over both cores; make bench times them.
+
+    The executed lecture is saved where `make course` saves it (build/executed/lectures/, with the
+    fingerprint of its source), so that the browser stage builds the site without running it again."""
+    from segedu.instructor.site import EXECUTED_LECTURES
+
+    [run] = run_lectures(ROOT, paths=[lecture], save_to=ROOT / EXECUTED_LECTURES)
     assert run.error is None, run.error
+    assert (ROOT / EXECUTED_LECTURES / lecture.name).is_file()
 
 
 def test_generative_ai_policy_is_an_instructor_switch(tmp_path, monkeypatch):

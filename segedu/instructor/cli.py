@@ -22,6 +22,10 @@ def _workdir(root: Path, name: str) -> Path:
     return path
 
 
+#: commands whose unknown options are passed on (to JupyterLab, segedu.instructor.site, or pytest)
+PASS_ON = ("lab", "site", "formgrader", "test")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segedu", description="Course tooling for segedu.")
     parser.add_argument("--course", help="course folder (default: the current folder)")
@@ -61,22 +65,24 @@ def main(argv: list[str] | None = None) -> int:
     ckpt.add_argument("--threads", type=int, default=1, help="torch threads (default 1: reproducible)")
     ckpt.add_argument("--progress", action="store_true", help="show tqdm bars")
     ckpt.add_argument("--list", action="store_true", help="only list the registered checkpoints")
-    lab = commands.add_parser("lab", help="open JupyterLab on the course")
-    lab.add_argument("extra", nargs=argparse.REMAINDER, help="passed to JupyterLab")
-    site = commands.add_parser("site", help="the course website from the executed lectures (build/site/)")
-    site.add_argument("extra", nargs=argparse.REMAINDER, help="see `segedu site --help`")
-    formgrader = commands.add_parser("formgrader", help="grade the hand-graded cells of a grading run in formgrader")
+    # lab, site and formgrader pass the options they do not know on (to JupyterLab, to segedu.instructor.site)
+    commands.add_parser("lab", help="open JupyterLab on the course (other options go to JupyterLab)")
+    commands.add_parser("site", add_help=False,
+                        help="the course website from the executed lectures (build/site/; `segedu site --help`)")
+    formgrader = commands.add_parser("formgrader", help="grade the hand-graded cells of a grading run in formgrader "
+                                                        "(other options go to JupyterLab)")
     formgrader.add_argument("--out", required=True, help="the OUT folder of `segedu grade`")
-    formgrader.add_argument("extra", nargs=argparse.REMAINDER, help="passed to JupyterLab")
-    test = commands.add_parser("test", help="the test suite in timed stages, then the ten slowest tests")
+    test = commands.add_parser("test", help="the test suite in timed stages, then the ten slowest tests (other "
+                                            "options go to pytest)")
     test.add_argument("--stage", action="append", help="run only this stage (repeatable)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in PASS_ON:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "test":  # the repository's tests, from its root
         from .testrun import main as test_main
 
         os.chdir(_root(args.course))
-        return test_main([f"--stage={s}" for s in args.stage or []] + args.pytest_args)
+        return test_main([f"--stage={s}" for s in args.stage or []] + extra)
     if args.command == "checkpoints":  # package data: needs no course folder
         from segedu.models import checkpoint
 
@@ -150,15 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         from .lab import lab as run_lab
 
-        return run_lab(root, args.extra)
+        return run_lab(root, extra)
     if args.command == "site":
         from .site import main as site_main
 
-        return site_main(root, args.extra)
+        return site_main(root, extra)
     if args.command == "formgrader":
         from .manual import formgrader
 
-        return formgrader(root, Path(args.out), args.extra)
+        return formgrader(root, Path(args.out), extra)
     return 2
 
 

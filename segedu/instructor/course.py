@@ -99,7 +99,43 @@ def release(root: Path, workdir: Path, assignments: list[str] | None = None) -> 
             shutil.rmtree(target)
         shutil.copytree(generated, target)
         done.append(assignment)
+    write_manifests(root)
     return done
+
+
+def manifests(root: Path) -> dict:
+    """assignment -> the manifest of its committed release (what ``segedu.check_submission`` compares with)."""
+    from segedu.submission.rules import release_manifest
+
+    found = {}
+    for assignment in assignment_ids(root):
+        for path in sorted((Path(root) / "exercises" / assignment).glob("*.ipynb")):
+            found[assignment] = release_manifest(read_notebook(path), assignment)
+    return found
+
+
+def _manifest_text(root: Path) -> str:
+    return json.dumps(manifests(root), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_manifests(root: Path) -> Path | None:
+    """Write ``segedu/submission/releases.json`` from ``exercises/`` (``make release`` does); nothing in a
+    course folder that does not hold segedu's source (e.g. a copy made for a test)."""
+    from segedu.submission.rules import MANIFESTS
+
+    target = Path(root) / "segedu" / "submission" / MANIFESTS.name
+    if not target.parent.is_dir():
+        return None
+    target.write_text(_manifest_text(root), encoding="utf-8")
+    return target
+
+
+def stale_manifests(root: Path) -> bool:
+    """Whether ``segedu/submission/releases.json`` differs from what ``exercises/`` gives."""
+    from segedu.submission.rules import MANIFESTS
+
+    target = Path(root) / "segedu" / "submission" / MANIFESTS.name
+    return not target.exists() or target.read_text(encoding="utf-8") != _manifest_text(root)
 
 
 def _canonical(path: Path) -> str:
@@ -182,13 +218,24 @@ def _printed(notebook) -> str:
                    for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-def run_lectures(root: Path, keep_outputs: bool = False, echo=None, paths=None) -> list[LectureRun]:
+def run_lectures(root: Path, keep_outputs: bool = False, echo=None, paths=None,
+                 save_to: Path | None = None) -> list[LectureRun]:
     """Execute every lecture (or those in ``paths``) headless; ``echo`` (e.g. ``print``) gets one
-    progress line per lecture."""
+    progress line per lecture.
+
+    With ``save_to`` (a folder) each lecture that ran through is also saved there as
+    ``NN_slug.ipynb``, outputs included, with the fingerprint of its source in its metadata
+    (:func:`segedu.instructor.site.save_executed`): ``make site`` publishes those runs instead of
+    executing every lecture a second time.
+    """
+    from .site import save_executed   # site imports this module; a top-level import would be circular
+
     runs = []
     for path in lecture_paths(root) if paths is None else paths:
         try:
             notebook, seconds = execute_notebook(path, timeout=300)
+            if save_to is not None:
+                save_executed(notebook, path, Path(save_to), seconds)
             runs.append(LectureRun(path, seconds, text=_printed(notebook) if keep_outputs else ""))
         except Exception as error:  # report every lecture, then fail
             runs.append(LectureRun(path, float("nan"), f"{type(error).__name__}: {str(error)[-2000:]}"))
@@ -244,7 +291,11 @@ def course(root: Path, workdir: Path | None = None, run_lecture_notebooks: bool 
         layout = layout_problems(root)
         for problem in layout:
             print(f"layout: {problem}", flush=True)
-        lectures = run_lectures(root, echo=lambda line: print(line, flush=True)) if run_lecture_notebooks else []
+        # the executed lectures are kept for `make site` (build/executed/lectures/, segedu.instructor.site)
+        from .site import EXECUTED_LECTURES
+
+        lectures = run_lectures(root, echo=lambda line: print(line, flush=True),
+                                save_to=root / EXECUTED_LECTURES) if run_lecture_notebooks else []
         if write_release:
             print("regenerated " + ", ".join(f"exercises/{a}" for a in release(root, workdir / "release")), flush=True)
         checks = []
