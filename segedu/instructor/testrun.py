@@ -8,7 +8,9 @@ a maintainer (and CI's log) sees where the time goes and a new unit's cost is kn
 - ``fiftyone``: tests that start FiftyOne and a private mongod in a temporary folder;
 - ``notebooks``: the course path (every lecture and solution executed, ``make course`` on a copy);
 - ``grading``: the real nbgrader command line: round trips, the grading pipeline, workers, bench;
-- ``attacks``: submissions that attack the grader.
+- ``attacks``: submissions that attack the grader;
+- ``browser``: headless Chromium (Debian's, driven by Playwright) against the course website and
+  JupyterLab; last, because the website test reuses the lectures that ``notebooks`` executed.
 
 The stages' marker expressions partition the suite, so every test runs in exactly one stage; pytest
 runs with ``--strict-markers``, so a misspelt marker fails instead of moving a test. Each stage
@@ -40,16 +42,22 @@ class Stage:
     dist: str = "loadfile"  # keep a file's tests (and its module fixtures) on one process
 
 
-_HEAVY = "notebooks or nbgrader or fiftyone or attacks"
+_HEAVY = "notebooks or nbgrader or fiftyone or attacks or browser"
 STAGES = (
     Stage("unit", f"not ({_HEAVY})", 2, "package vs. peers, doctests"),
-    Stage("fiftyone", "fiftyone and not (notebooks or nbgrader or attacks)", 1, "FiftyOne with a private mongod"),
+    Stage("fiftyone", "fiftyone and not (notebooks or nbgrader or attacks or browser)", 1,
+          "FiftyOne with a private mongod"),
     # one test per notebook or job and no shared fixtures: spread test by test
-    Stage("notebooks", "notebooks and not attacks", 2, "lectures, solutions, make course on a copy", dist="load"),
+    Stage("notebooks", "notebooks and not (attacks or browser)", 2, "lectures, solutions, make course on a copy",
+          dist="load"),
     # by file: a file's module or session fixture grades a whole class once (pytest-xdist's
     # loadgroup ignores xdist_group marks here, so the round trips are split into three files instead)
-    Stage("grading", "nbgrader and not (notebooks or attacks)", 2, "real nbgrader: round trips, pipeline, workers"),
-    Stage("attacks", "attacks", 1, "submissions that attack the grader"),
+    Stage("grading", "nbgrader and not (notebooks or attacks or browser)", 2,
+          "real nbgrader: round trips, pipeline, workers"),
+    Stage("attacks", "attacks and not browser", 1, "submissions that attack the grader"),
+    # every browser test here, whatever else it is marked (a site test may also need notebooks): one
+    # process, as Chromium and a JupyterLab server with its kernels already load both cores
+    Stage("browser", "browser", 1, "headless Chromium: the course website, JupyterLab"),
 )
 
 
