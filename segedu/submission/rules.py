@@ -198,7 +198,7 @@ def restore_metadata(notebook, manifest) -> int:
 def _as_cell(entry: dict, cell_type: str | None = None) -> dict:
     cell_type = cell_type or entry["cell_type"]
     cell = {"cell_type": cell_type, "metadata": {"nbgrader": {**entry["nbgrader"], "schema_version": 3}},
-            "source": entry["source"]}
+            "source": entry["source"], "id": "graded-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry["nbgrader"]["grade_id"])[:50]}
     if cell_type == "code":
         cell.update(outputs=[], execution_count=None)
     return cell
