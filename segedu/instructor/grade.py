@@ -24,6 +24,9 @@ Pipeline (all work happens under ``<OUT>``; the repository's folders are never w
    depend on (submission, release, package code, plan, settings), and merged into
    ``<OUT>/grades.csv`` and ``<OUT>/feedback/``. Rows that need a person's review stay blank in the
    Canvas import file.
+5. Hand-graded cells (assignment 11's report) go into ``<OUT>/formgrader``, a course folder for
+   nbgrader's formgrader, and the scores a person gives there come back into grades.csv and the Canvas
+   file on the next run, only once a student's whole report is graded (:mod:`.manual`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import _course
+# hidden_modules and ALWAYS_HIDDEN live with the submission rules, which segedu.check_submission() shares: a
+# student is told before submitting when an answer imports what the grading kernel cannot
+from ..submission.rules import ALWAYS_HIDDEN, hidden_modules  # noqa: F401  (re-exported)
+from ..submission.rules import release_manifest, restore_metadata, structure_findings
 from . import sandbox
 from .nbgrader_run import CourseCopy, Scores, release_of
 from .notebooks import notebook_environment
@@ -230,18 +237,13 @@ def _valid_nbgrader_meta(meta) -> bool:
     return flags_ok and isinstance(points, (int, float)) and not isinstance(points, bool)
 
 
-def _first_line(source: str) -> str:
-    for line in source.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
     """(notebook ready for nbgrader, statuses, notes).
 
     Drops outputs and foreign metadata (Colab), puts the release's kernelspec, and gives cells without
     nbgrader metadata the release's (matched by content, then by position) so that answers still grade.
+    The statuses are the findings of :func:`segedu.submission.rules.structure_findings`, the rules that
+    ``segedu.check_submission()`` shows students before they submit.
     """
 
     statuses, notes = [], []
@@ -258,50 +260,15 @@ def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
         else:
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
-    graded = [c for c in release.cells if _nbgrader_meta(c).get("grade_id")]
-    have = {_nbgrader_meta(c).get("grade_id") for c in notebook.cells}
-    missing = [c for c in graded if _nbgrader_meta(c)["grade_id"] not in have]
-    restored = 0
-    if missing:
-        free = [i for i, c in enumerate(notebook.cells) if not _nbgrader_meta(c).get("grade_id")]
-        same_length = len(notebook.cells) == len(release.cells)
-        position = {id(c): i for i, c in enumerate(release.cells)}
-        for cell in missing:
-            meta = _nbgrader_meta(cell)
-            match = next((i for i in free if notebook.cells[i].source.strip() == cell.source.strip()
-                          and notebook.cells[i].cell_type == cell.cell_type), None)
-            if match is None and meta.get("solution"):
-                first = _first_line(cell.source)
-                match = next((i for i in free if first and _first_line(notebook.cells[i].source) == first), None)
-            if match is None and same_length and position[id(cell)] in free:
-                match = position[id(cell)]
-            if match is None:
-                continue
-            free.remove(match)
-            target = notebook.cells[match]
-            target.metadata["nbgrader"] = copy.deepcopy(meta)
-            target.cell_type = cell.cell_type
-            restored += 1
-    if restored:
-        notes.append(f"nbgrader metadata restored on {restored} cells")
+    # the rules of segedu.submission.rules, which segedu.check_submission() applies for students too
+    manifest = release_manifest(release, "")
+    findings = structure_findings(notebook, manifest)
+    restore_metadata(notebook, manifest)
     for cell in notebook.cells:
         if "id" not in cell and notebook.nbformat_minor >= 5:
             cell["id"] = hashlib.sha1(cell.source.encode()).hexdigest()[:8]
-    # compare with the release: deleted, edited and extra cells (nbgrader restores deleted and edited tests)
-    release_by_id = {_nbgrader_meta(c)["grade_id"]: c for c in graded}
-    submitted = {_nbgrader_meta(c).get("grade_id"): c for c in notebook.cells if _nbgrader_meta(c).get("grade_id")}
-    deleted = [g for g, c in release_by_id.items() if g not in submitted and _nbgrader_meta(c).get("grade")]
-    edited = [g for g, c in release_by_id.items() if g in submitted and _nbgrader_meta(c).get("locked")
-              and submitted[g].source.strip() != c.source.strip()]
-    if deleted:
-        statuses.append(f"test cells deleted (restored and graded): {', '.join(deleted)}")
-    if edited:
-        statuses.append(f"test cells edited (restored and graded): {', '.join(edited)}")
-    release_sources = {c.source.strip() for c in release.cells}
-    extra = [c for c in notebook.cells if not _nbgrader_meta(c).get("grade_id")
-             and c.cell_type == "code" and c.source.strip() and c.source.strip() not in release_sources]
-    if extra:
-        statuses.append(f"{len(extra)} extra code cells")
+    for finding in findings:
+        (notes if finding.kind == "restored" else statuses).append(finding.status)
     return notebook, statuses, notes
 
 
@@ -584,14 +551,22 @@ def _save(result: Result, path: Path) -> None:
 COLUMNS = ["student_id", "name", "late", "score", "max_score", "status", "notes", "file"]
 
 
-def write_grades(results: list[Result], path: Path) -> None:
+def write_grades(results: list[Result], path: Path, reports: dict | None = None) -> None:
+    """One row per student. With hand-graded cells (``reports`` from :func:`.manual.merge`), ``score`` is
+    empty until the total is final, the status says what is left, and the columns ``autograded`` and
+    ``manual`` follow the usual ones (:func:`.manual.grade_row`)."""
+    from . import manual
+
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow(COLUMNS + (manual.COLUMNS if reports else []))
         for r in sorted(results, key=lambda r: r.student_id):
-            writer.writerow([r.student_id, r.name, "yes" if r.late else "", f"{r.score:g}", f"{r.max_score:g}",
-                             r.status, r.notes, r.file])
+            row = {"score": f"{r.score:g}", "status": r.status}
+            if reports:
+                row = manual.grade_row(r, reports[r.student_id])
+            writer.writerow([r.student_id, r.name, "yes" if r.late else "", row["score"], f"{r.max_score:g}",
+                             row["status"], r.notes, r.file] + [row[c] for c in manual.COLUMNS if reports])
     os.replace(tmp, path)
 
 
@@ -636,32 +611,6 @@ def term_seed(raw: str | None) -> int:
         raise SystemExit(f"The grading seed {raw} is the public default or too short to keep private "
                          f"(use at least {len(str(MIN_SEED))} digits). {how}")
     return seed
-
-
-def hidden_modules(assignment: str) -> tuple[str, ...]:
-    """Top-level modules the kernel cannot import: segedu and the peers the exercise re-implements.
-
-    A peer inside a package that answers need (07 forbids torch's unpooling kernel, not torch) stays
-    importable: the exercise lists that package in ``importable``, and the kernel's tripwire watches
-    the forbidden prefix instead.
-
-    Besides those, :data:`ALWAYS_HIDDEN`: libraries in the grading environment that no answer needs and
-    that do much of what the exercises ask (PIL filters and resamples, OpenCV has a function for nearly
-    every unit, pandas interpolates), unless an exercise lists them in ``importable``.
-    """
-    from segedu.grading.exercises import EXERCISES
-
-    spec = EXERCISES[assignment]
-    hidden = {"segedu"} | set(ALWAYS_HIDDEN) | {prefix.split(".")[0] for prefix in spec.forbidden}
-    return tuple(sorted(hidden - set(spec.importable)))
-
-
-#: Importable packages that an answer could hand any unit's work to (found by attack review: PIL's
-#: affine transform, cv2.getRectSubPix and skimage's _warp_fast sample bilinearly, PIL's kernel filter
-#: convolves; segment_anything holds unit 10's references); no answer needs them, so no grading kernel can
-#: import them.
-ALWAYS_HIDDEN = ("PIL", "cv2", "fiftyone", "imageio", "kornia", "matplotlib", "pandas", "segment_anything", "shapely",
-                 "skimage", "sklearn", "torchmetrics")
 
 
 def kernel_guard(assignment: str) -> str:
@@ -796,11 +745,15 @@ def grade(root: Path, assignment: str, submissions: Path, out: Path, jobs: int =
     results = {r.student_id: r for r in _previous_results(out)}
     results.update({r.student_id: r for r in fresh})
     results = sorted(results.values(), key=lambda r: r.student_id)
-    write_grades(results, out / "grades.csv")
+    # hand-graded cells (11's report): into <OUT>/formgrader, and their scores back (none: {})
+    from .manual import merge, summary_lines
+
+    reports = merge(out, course_dir, assignment, notebook_id, results, echo)
+    write_grades(results, out / "grades.csv", reports)
     if lms_gradebook:
-        fill_canvas(Path(lms_gradebook), results, out / "canvas_import.csv", assignment, lms_column)
+        fill_canvas(Path(lms_gradebook), results, out / "canvas_import.csv", assignment, lms_column, reports)
     seconds = time.perf_counter() - start
-    echo(summary(results, words, seconds))
+    echo("\n".join([summary(results, words, seconds, reports)] + summary_lines(reports, out)))
     return results
 
 
@@ -818,12 +771,16 @@ def needs_review(result: Result) -> bool:
     return "needs review" in result.status or result.status.startswith("grader error")
 
 
-def summary(results: list[Result], isolation: str, seconds: float) -> str:
+def summary(results: list[Result], isolation: str, seconds: float, reports: dict | None = None) -> str:
+    """The run in a few lines; with hand-graded cells the mean is over the final totals only."""
+    from .manual import total
+
     lines = [f"graded {len(results)} students in {seconds:.0f} s; isolation: {isolation}"]
-    if results:
-        mean = sum(r.score for r in results) / len(results)
+    totals = [t for t in (total(r, (reports or {}).get(r.student_id)) for r in results) if t is not None]
+    if totals:
+        mean = sum(totals) / len(totals)
         best = max(r.max_score for r in results)
-        lines.append(f"mean score {mean:.2f} / {best:g}")
+        lines.append(f"mean score {mean:.2f} / {best:g}" + (f" over {len(totals)} final totals" if reports else ""))
     attention = [r for r in results if r.status != OK]
     lines.append(f"{len(attention)} need attention" + (":" if attention else ""))
     for r in attention:
@@ -837,8 +794,15 @@ def summary(results: list[Result], isolation: str, seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- Canvas
 
-def fill_canvas(export: Path, results: list[Result], target: Path, assignment: str, column: str | None) -> Path:
-    """Fill the assignment's column of Canvas's gradebook export; write a file Canvas imports."""
+def fill_canvas(export: Path, results: list[Result], target: Path, assignment: str, column: str | None,
+                reports: dict | None = None) -> Path:
+    """Fill the assignment's column of Canvas's gradebook export; write a file Canvas imports.
+
+    A row a person must review, or whose hand-graded cells are not all graded (``reports``, see
+    :func:`.manual.total`), stays blank: Canvas never gets a partial total as if it were the grade.
+    """
+    from .manual import total
+
     with open(export, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     header = rows[0]
@@ -858,7 +822,8 @@ def fill_canvas(export: Path, results: list[Result], target: Path, assignment: s
         row = row + [""] * (len(header) - len(row))
         if row[id_col] in scores:   # a row a person must review stays blank until they have
             found = scores[row[id_col]]
-            row[col] = "" if needs_review(found) else f"{found.score:g}"
+            grade = total(found, (reports or {}).get(found.student_id))
+            row[col] = "" if needs_review(found) or grade is None else f"{grade:g}"
         out_rows.append([row[i] for i in keep])
     with open(target, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(out_rows)
