@@ -52,7 +52,7 @@ from .. import _course
 # hidden_modules and ALWAYS_HIDDEN live with the submission rules, which segedu.check_submission() shares: a
 # student is told before submitting when an answer imports what the grading kernel cannot
 from ..submission.rules import ALWAYS_HIDDEN, hidden_modules  # noqa: F401  (re-exported)
-from ..submission.rules import release_manifest, restore_metadata, structure_findings
+from ..submission.rules import deduplicate, release_manifest, restore_metadata, structure_findings
 from . import sandbox
 from .nbgrader_run import CourseCopy, Scores, release_of
 from .notebooks import notebook_environment
@@ -264,11 +264,12 @@ def normalise(notebook, release) -> tuple[object, list[str], list[str]]:
     manifest = release_manifest(release, "")
     findings = structure_findings(notebook, manifest)
     restore_metadata(notebook, manifest)
+    deduplicate(notebook, manifest)   # before nbgrader, whose own deduplication crashes on the copies
     for cell in notebook.cells:
         if "id" not in cell and notebook.nbformat_minor >= 5:
             cell["id"] = hashlib.sha1(cell.source.encode()).hexdigest()[:8]
-    for finding in findings:
-        (notes if finding.kind == "restored" else statuses).append(finding.status)
+    for finding in findings:   # what costs nothing (cells of one's own, an export) is a note, not a status
+        (statuses if finding.problem else notes).append(finding.status)
     return notebook, statuses, notes
 
 

@@ -28,6 +28,8 @@ __all__ = ["check_submission", "SubmissionReport", "Finding"]
 
 #: seconds per cell, as when grading (nbgrader_config.py: c.Execute.timeout)
 CELL_TIMEOUT_S = 30
+#: memory of the kernel, as when grading (segedu grade --memory-mb)
+MEMORY_MB = 4096
 #: set in the kernel that the check starts, so that a check cell in it does nothing
 CHECKING_ENV = "SEGEDU_CHECKING_SUBMISSION"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -49,8 +51,7 @@ class SubmissionReport:
         return not self.problems
 
     def __str__(self) -> str:
-        lines = [f"Checked {self.source} as exercise {self.assignment}, as the grader will run it "
-                 f"({self.seconds:.0f} s)."]
+        lines = [f"Checked {self.source} as exercise {self.assignment} ({self.seconds:.0f} s)."]
         if self.problems:
             lines.append(f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''} that would cost "
                          f"points or change what is graded:")
@@ -59,8 +60,9 @@ class SubmissionReport:
                 if finding.fix:
                     lines.append(f"     What to do: {finding.fix}")
         if self.passed:
-            lines.append(f"Visible tests that pass: {len(self.passed)} ({', '.join(self.passed)}). Hidden tests of "
-                         f"the same kind run at grading time with other inputs.")
+            lines.append(f"Visible tests that pass: {len(self.passed)} ({', '.join(self.passed)}). At grading time "
+                         f"hidden tests of the same kind use other inputs, so a test that passes here can still fail "
+                         f"there: make your code work in general.")
         if self.advice:
             lines.append("Advice (costs nothing at grading time):")
             lines += [f"  - {finding}" for finding in self.advice]
@@ -144,64 +146,133 @@ def _load(path):
 # ----------------------------------------------------------------------------- running it as graded
 
 def _error_text(output) -> str:
-    text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
-    return _ANSI.sub("", text).strip().splitlines()[0][:300] if text.strip() else "an error"
+    ename, evalue = output.get("ename", "Error"), _ANSI.sub("", str(output.get("evalue", ""))).strip()
+    if ename in ("SyntaxError", "IndentationError", "TabError"):   # the kernel names its temporary file
+        evalue = re.sub(r"\(\S+\.py, line (\d+)\)", r"(line \1 of the cell)", evalue)
+    text = f"{ename}: {evalue}".strip()
+    return text.splitlines()[0][:300] if text else "an error"
 
 
-def _run(graded, workdir: Path, timeout: int):
-    """Execute the as-graded notebook in a fresh kernel; the executed notebook."""
+def _kernel_pid(client) -> int | None:
+    try:
+        return client.km.provisioner.process.pid
+    except AttributeError:
+        return None
+
+
+class _Watch:
+    """While the notebook runs: say which cell is slow (the grader stops a cell after ``timeout`` s),
+    and stop a kernel whose memory passes the grader's limit, as the grader does."""
+
+    def __init__(self, client, memory_mb: int, quiet: bool):
+        import threading
+
+        self.client, self.limit, self.quiet = client, memory_mb * 2 ** 20, quiet
+        self.cell, self.since, self.told, self.killed = None, 0.0, set(), False
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def on_cell_start(self, cell=None, cell_index=None, **_):
+        self.cell, self.since = (cell_index, cell), time.monotonic()
+
+    def _memory(self, pid: int) -> int:
+        import psutil   # comes with ipykernel (Colab and Jupyter have it)
+
+        process = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [process] + process.children(recursive=True))
+
+    def _loop(self):
+        while not self.done.wait(0.5):
+            pid = _kernel_pid(self.client)
+            if self.cell and not self.quiet and time.monotonic() - self.since > 10 and self.cell[0] not in self.told:
+                self.told.add(self.cell[0])
+                print(f"  still running {_cell_name(self.cell[1], self.cell[0])} after 10 s (the grader stops a cell "
+                      f"at {CELL_TIMEOUT_S} s)...", flush=True)
+            try:
+                if pid and self._memory(pid) > self.limit:
+                    import signal
+
+                    self.killed = True
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            except Exception:  # noqa: BLE001  the kernel ended, or psutil is missing: nothing to watch
+                pass
+
+
+def _cell_name(cell, index: int) -> str:
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return grade_id or f"cell {index + 1}"
+
+
+def _run(graded, workdir: Path, timeout: int, hidden=(), memory_mb: int = 4096, quiet: bool = False):
+    """Execute the as-graded notebook in a fresh kernel that hides ``hidden`` from the notebook's code
+    (:mod:`._hide`); returns the executed notebook."""
     import nbclient
 
+    from ._hide import TEST_CELL_MARK
+
+    for cell in graded.cells:   # the imports of the visible tests (segedu.grading) go through
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.source = f"{TEST_CELL_MARK}\n{cell.source}"
     kernel = graded.metadata.get("kernelspec", {}).get("name") or "python3"
     client = nbclient.NotebookClient(
         graded, timeout=timeout, kernel_name=kernel, allow_errors=True, interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {timeout} s",
                           "traceback": []},
+        extra_arguments=[f"--IPKernelApp.exec_lines=from segedu.submission._hide import install; "
+                         f"install({tuple(hidden)!r})"],
         resources={"metadata": {"path": str(workdir)}})
+    watch = _Watch(client, memory_mb, quiet)
+    client.on_cell_start = watch.on_cell_start
+    watch.thread.start()
     # the kernel's own stderr holds only jupyter_client's notices, not the notebook's output (that goes
     # over the kernel protocol); a check cell in there does nothing (CHECKING_ENV)
     try:
         client.execute(env={**os.environ, CHECKING_ENV: "1"}, stderr=subprocess.DEVNULL)
     except nbclient.exceptions.DeadKernelError:
-        graded.metadata[CHECKING_ENV] = "kernel died"
+        graded.metadata[CHECKING_ENV] = "memory" if watch.killed else "kernel died"
+    finally:
+        watch.done.set()
+    for cell in graded.cells:
+        if cell.cell_type == "code" and cell.source.startswith(TEST_CELL_MARK):
+            cell.source = cell.source[len(TEST_CELL_MARK) + 1:]
     return graded
 
 
-def findings_from_run(executed, manifest) -> tuple[list[Finding], list[Finding], list[str]]:
+def findings_from_run(executed, manifest, memory_mb: int = 4096) -> tuple[list[Finding], list[Finding], list[str]]:
     """(problems, advice, passing test ids) from a notebook run as graded."""
     released = {c["nbgrader"]["grade_id"]: c["nbgrader"] for c in manifest["cells"] if "nbgrader" in c}
-    problems, advice, passed = [], [], []
-    if executed.metadata.get(CHECKING_ENV) == "kernel died":
+    died = executed.metadata.get(CHECKING_ENV)
+    if died:   # the grader then grades nothing: one problem says it all
         ran = [i for i, c in enumerate(executed.cells) if c.cell_type == "code" and c.get("execution_count")]
-        where = next((i for i, c in enumerate(executed.cells) if c.cell_type == "code" and i > max(ran, default=-1)
-                      and not c.get("execution_count")), None)
-        cell_name = "a cell" if where is None else \
-            executed.cells[where].metadata.get("nbgrader", {}).get("grade_id") or f"cell {where + 1}"
-        problems.append(Finding("crash", f"The Python kernel died while running {cell_name} (os._exit, a crash in "
-                                         f"native code, or out of memory). When that happens at grading time, the whole "
-                                         f"notebook gets 0 points.",
-                                "Find what stops Python in that cell and remove it."))
+        where = _cell_name(executed.cells[ran[-1]], ran[-1]) if ran else "the first cell"
+        if died == "memory":
+            message = (f"Your code used more than {memory_mb} MB of memory while running {where}; the grader stops "
+                       f"it there, and the whole notebook gets 0 points.")
+            fix = "Find the array or list that grows without bound in that cell (or in what it calls)."
+        else:
+            message = (f"Python stopped while running {where} (os._exit, sys.exit in a function, a crash in native "
+                       f"code). When that happens at grading time, the whole notebook gets 0 points.")
+            fix = "Find what stops Python in that cell and remove it."
+        return [Finding("crash", message, fix)], [], []
+    problems, advice, passed = [], [], []
     for index, cell in enumerate(executed.cells):
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        grade_id = meta.get("grade_id")
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        timed_out = any(o.get("ename") in ("CellTimeoutError", "TimeoutError", "KeyboardInterrupt") for o in errors)
+        # the kernel, interrupted at the time limit, reports a KeyboardInterrupt
+        timed_out = any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for o in errors)
         if grade_id and released.get(grade_id, {}).get("grade"):
             points = float(released[grade_id].get("points") or 0)
-            if not errors and cell.get("execution_count"):
+            worth = f"{points:g} point{'' if points == 1 else 's'}"
+            if not errors:
                 passed.append(grade_id)
                 continue
-            if not errors:
-                problems.append(Finding("test", f"Visible test {grade_id} ({points:g} points) did not run.",
-                                        "Fix what stops the notebook before it.", (grade_id,), points))
-                continue
-            why = f"takes longer than {CELL_TIMEOUT_S} s (the grader stops it)" if timed_out else \
+            why = f"takes longer than {CELL_TIMEOUT_S} s: the grader stops it." if timed_out else \
                 f"fails: {_error_text(errors[-1])}"
-            problems.append(Finding("test", f"Visible test {grade_id} ({points:g} point{'s' if points != 1 else ''}) "
-                                            f"{why}", "Fix the function it tests, then run that test cell again.",
-                                    (grade_id,), points))
+            problems.append(Finding("test", f"Visible test {grade_id} ({worth}) {why}",
+                                    "Fix the function it tests, then run that test cell again.", (grade_id,), points))
         elif errors:
             what = f"Answer cell {grade_id}" if grade_id else f"Cell {index + 1}"
             finding = Finding("cell", f"{what} raises {_error_text(errors[-1])}",
@@ -211,14 +282,19 @@ def findings_from_run(executed, manifest) -> tuple[list[Finding], list[Finding],
     return problems, advice, passed
 
 
-def _import_findings(notebook, manifest, assignment) -> list[Finding]:
-    from .rules import hidden_modules, import_findings
+def _hidden(assignment) -> tuple[str, ...]:
+    from .rules import hidden_modules
 
     try:
-        hidden = hidden_modules(assignment)
+        return hidden_modules(assignment)
     except KeyError:   # an exercise this segedu has no grading spec for
-        return []
-    return import_findings(notebook, manifest, hidden)
+        return ()
+
+
+def _import_findings(notebook, manifest, assignment) -> list[Finding]:
+    from .rules import import_findings
+
+    return import_findings(notebook, manifest, _hidden(assignment))
 
 
 def _history_advice(notebook) -> list[Finding]:
@@ -227,7 +303,8 @@ def _history_advice(notebook) -> list[Finding]:
     never = sum(1 for n in counts if n is None)
     ran = [n for n in counts if n is not None]
     if ran and never:
-        advice.append(Finding("history", f"{never} code cells were never run in the saved notebook.",
+        advice.append(Finding("history", f"{never} code cell{'' if never == 1 else 's'} never run in the saved "
+                                         f"notebook.",
                               "Kernel > Restart & Run All shows what the grader will see.", problem=False))
     if ran and ran != sorted(ran):
         advice.append(Finding("history", "Cells were run out of order; the grader runs them top to bottom.",
@@ -238,7 +315,8 @@ def _history_advice(notebook) -> list[Finding]:
 # ----------------------------------------------------------------------------- the check
 
 def check_submission(path=None, assignment: str | None = None, *, run_tests: bool = True,
-                     timeout: int = CELL_TIMEOUT_S, quiet: bool = False) -> SubmissionReport | None:
+                     timeout: int = CELL_TIMEOUT_S, memory_mb: int = MEMORY_MB,
+                     quiet: bool = False) -> SubmissionReport | None:
     """Tell what in an exercise notebook would cost points at grading time, before you submit it.
 
     Parameters
@@ -251,8 +329,10 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
         The exercise you will submit it for, e.g. ``"01_thresholding"`` (default: the exercise whose
         cells the notebook holds).
     run_tests : bool
-        Run the notebook top to bottom in a fresh kernel, as the grader does, with the visible tests
-        (``timeout`` seconds per cell, the grader's limit). Without it only the cells are compared.
+        Run the notebook top to bottom in a fresh kernel, as the grader does, with the visible tests:
+        ``timeout`` seconds per cell and ``memory_mb`` of memory (the grader's limits), and without the
+        modules the grader hides (segedu, the library function the exercise re-implements, ...).
+        Without it only the cells are compared.
 
     Returns a :class:`SubmissionReport` (also printed), or ``None`` when it runs inside its own check,
     or when it cannot tell which notebook it runs in (it then prints how to pass the path).
@@ -296,9 +376,12 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
     manifest = manifest_for(target, manifests)
     report = SubmissionReport(target, name)
     whole = assignment_findings(notebook, target, manifests)
-    report.problems += [f for f in whole if f.problem]
+    for finding in whole:
+        (report.problems if finding.problem else report.advice).append(finding)
     if not any(f.kind == "assignment" for f in whole):
-        for finding in structure_findings(notebook, manifest) + _import_findings(notebook, manifest, target):
+        # without a run, read the answers' imports; a run shows them failing, with the same explanation
+        imports = [] if run_tests else _import_findings(notebook, manifest, target)
+        for finding in structure_findings(notebook, manifest) + imports:
             (report.problems if finding.problem else report.advice).append(finding)
         report.advice += _history_advice(notebook)
         if location is not None and target not in location.stem:
@@ -309,8 +392,8 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
                 print(f"Running {name} top to bottom in a fresh kernel, as the grader will...", flush=True)
             graded = as_graded(notebook, manifest)
             with tempfile.TemporaryDirectory(prefix="segedu-check-") as workdir:
-                executed = _run(graded, Path(workdir), timeout)
-            problems, advice, passed = findings_from_run(executed, manifest)
+                executed = _run(graded, Path(workdir), timeout, _hidden(target), memory_mb, quiet)
+            problems, advice, passed = findings_from_run(executed, manifest, memory_mb)
             report.problems += problems
             report.advice += advice
             report.passed = passed

@@ -204,6 +204,31 @@ def _as_cell(entry: dict, cell_type: str | None = None) -> dict:
     return cell
 
 
+def deduplicate(notebook, manifest) -> list[str]:
+    """Step 2, in place: of the cells that share a ``grade_id`` (a copied cell keeps it), only the last
+    keeps its nbgrader metadata, as nbgrader's ``DeduplicateIds`` does; so do cells whose ``grade_id``
+    the release does not have. Returns the duplicated grade ids.
+
+    The grader must do this itself before nbgrader runs: ``DeduplicateIds`` leaves an empty
+    ``nbgrader`` dict on the earlier copies, on which ``OverwriteCells`` then fails
+    (``KeyError: 'grade_id'``, jupyter/nbgrader#1083), and the whole notebook would score 0.
+    """
+    released = {c["nbgrader"]["grade_id"] for c in _graded(manifest)}
+    seen, duplicated = set(), []
+    for cell in reversed(notebook["cells"]):
+        grade_id = _grade_id(cell)
+        if grade_id is None:
+            if isinstance(cell.get("metadata"), dict):
+                cell["metadata"].pop("nbgrader", None)
+            continue
+        if grade_id in seen or grade_id not in released:
+            cell["metadata"].pop("nbgrader", None)
+            if grade_id in seen and grade_id not in duplicated:
+                duplicated.append(grade_id)
+        seen.add(grade_id)
+    return duplicated
+
+
 def as_graded(notebook, manifest):
     """A copy of the notebook as the grader runs it (steps 1-4 of the module docstring).
 
@@ -217,15 +242,7 @@ def as_graded(notebook, manifest):
             cell["outputs"], cell["execution_count"] = [], None
     restore_metadata(notebook, manifest)
     released = {c["nbgrader"]["grade_id"]: c for c in _graded(manifest)}
-    # 2. duplicates: the last copy keeps the metadata
-    seen = set()
-    for cell in reversed(notebook.cells):
-        grade_id = _grade_id(cell)
-        if grade_id is None:
-            continue
-        if grade_id in seen or grade_id not in released:
-            cell.metadata.pop("nbgrader", None)
-        seen.add(grade_id)
+    deduplicate(notebook, manifest)
     # 3. locked cells and cell types as released
     for index, cell in enumerate(notebook.cells):
         grade_id = _grade_id(cell)
@@ -253,6 +270,13 @@ def as_graded(notebook, manifest):
 def _points(entry: dict) -> float:
     points = entry["nbgrader"].get("points") or 0
     return float(points) if entry["nbgrader"].get("grade") else 0.0
+
+
+def _plural(count: int, noun: str) -> str:
+    """>>> _plural(1, "cell"), _plural(3, "code cell")
+    ('1 cell', '3 code cells')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _names(grade_ids) -> str:
@@ -283,29 +307,31 @@ def structure_findings(notebook, manifest) -> list[Finding]:
             deleted[kind].append(grade_id)
     if deleted["test"]:
         findings.append(Finding(
-            "deleted", f"Test cells deleted: {_names(deleted['test'])}. The grader puts them back and grades them, "
-            "so you have not seen the tests that decide these points.",
-            "Copy them back from a fresh copy of the exercise and run them.", tuple(deleted["test"]),
+            "deleted", f"Test cell{'' if len(deleted['test']) == 1 else 's'} deleted: {_names(deleted['test'])}. The grader "
+            "puts the original back, runs it (see its result below) and flags your submission for the instructor.",
+            "Copy the cell back from a fresh copy of the exercise.", tuple(deleted["test"]),
             sum(_points(released[g]) for g in deleted["test"]),
             status=f"test cells deleted (restored and graded): {_names(deleted['test'])}"))
     if deleted["report"]:
         findings.append(Finding(
-            "deleted", f"Report cells deleted: {_names(deleted['report'])}. The grader puts them back EMPTY: text "
-            "you wrote elsewhere is not graded.",
+            "deleted", f"Report cell{'' if len(deleted['report']) == 1 else 's'} deleted: {_names(deleted['report'])}. The "
+            "grader puts them back EMPTY: text you wrote elsewhere is not graded.",
             "Put your text back into those cells (copy them from a fresh copy of the exercise).",
             tuple(deleted["report"]), sum(_points(released[g]) for g in deleted["report"]),
             status=f"report cells deleted (restored empty): {_names(deleted['report'])}"))
     if deleted["answer"]:
         findings.append(Finding(
-            "deleted", f"Answer cells deleted: {_names(deleted['answer'])}. The grader does not put them back.",
+            "deleted", f"Answer cell{'' if len(deleted['answer']) == 1 else 's'} deleted: {_names(deleted['answer'])}. The "
+            "grader does not put them back (if you wrote the answer in another cell, the results below say whether "
+            "it is found).",
             "Write your answer in the answer cell of a fresh copy of the exercise, under its heading.",
             tuple(deleted["answer"]), status=f"answer cells deleted: {_names(deleted['answer'])}"))
 
     duplicated = sorted(g for g, n in counts.items() if n > 1)
     if duplicated:
         findings.append(Finding(
-            "duplicated", f"Cells copied with their grading id: {_names(duplicated)}. The grader grades only the "
-            "LAST copy of each; the others run as ordinary code.",
+            "duplicated", f"Cells copied with their grading id: {_names(duplicated)}. The grader keeps only the LAST "
+            "copy of each as the graded cell (the others run as ordinary code) and flags your submission.",
             "Delete the extra copies (keep the one with your final answer, in the original place).",
             tuple(duplicated), status=f"cells duplicated (the last copy graded): {_names(duplicated)}"))
 
@@ -313,7 +339,7 @@ def structure_findings(notebook, manifest) -> list[Finding]:
     if retyped:
         findings.append(Finding(
             "retyped", f"Cells whose type was changed: {_names(retyped)}. The grader turns them back into "
-            f"{'/'.join(sorted({released[g]['cell_type'] for g in retyped}))} cells.",
+            f"{'/'.join(sorted({released[g]['cell_type'] for g in retyped}))} cells and flags your submission.",
             "Change them back (in Jupyter: select the cell, then Y for code, M for Markdown).", tuple(retyped),
             status=f"cell type changed (restored): {_names(retyped)}"))
 
@@ -323,7 +349,7 @@ def structure_findings(notebook, manifest) -> list[Finding]:
     if edited:
         findings.append(Finding(
             "edited", f"Locked cells changed: {_names(edited)}. The grader runs them as released, not as you "
-            "changed them.", "Undo your changes to those cells (copy them from a fresh copy of the exercise).",
+            "changed them (see their results below), and flags your submission.", "Undo your changes to those cells (copy them from a fresh copy of the exercise).",
             tuple(edited), status=f"test cells edited (restored and graded): {_names(edited)}"))
 
     # a new cell in place of a deleted graded cell (typed again, or pasted from elsewhere)
@@ -348,13 +374,13 @@ def structure_findings(notebook, manifest) -> list[Finding]:
              and _digest(_source(c)) not in digests]
     if extra:
         findings.append(Finding(
-            "extra", f"{len(extra)} code cells of your own. They run at grading time like every other cell, "
-            "which costs nothing if they work.", "Make sure they do not fail or take long.", problem=False,
-            status=f"{len(extra)} extra code cells"))
+            "extra", f"{_plural(len(extra), 'code cell')} not in the exercise as released (your own, or changed "
+            "setup cells): they run at grading time like every other cell, which costs nothing if they work.", "Make sure they do not fail or take long.", problem=False,
+            status=_plural(len(extra), "extra code cell")))
     if restored:
         findings.append(Finding(
-            "restored", f"{restored} cells had lost their grading metadata (an export, e.g. from Colab); the "
-            "grader matches them to the exercise.", problem=False,
+            "restored", f"{_plural(restored, 'cell')} without grading metadata (an export, e.g. from Colab, or a "
+            "cell pasted back) matched to the exercise by their content, as the grader does.", problem=False,
             status=f"nbgrader metadata restored on {restored} cells"))
     return findings
 
@@ -385,10 +411,12 @@ def assignment_findings(notebook, assignment: str, manifests: dict) -> list[Find
         return findings
     made_from, grading = release_of(notebook), manifest["release"]
     if made_from not in ("unknown", grading):
+        # what differs between the two releases shows as changed or deleted cells; the stamp costs nothing
         findings.append(Finding(
             "release", f"This notebook was made from release {made_from} of the course; it is graded with "
-            f"{grading}, whose tests may differ.",
-            f"Download the exercise again (release {grading}) and copy your answers into it."))
+            f"{grading}. Where their cells differ, the findings above say so.",
+            f"If in doubt, download the exercise again (release {grading}) and copy your answers into it.",
+            problem=False, status=f"made from release {made_from}, graded with {grading}"))
     return findings
 
 
@@ -443,15 +471,16 @@ def _imported(source: str) -> set[str]:
 
 
 def import_findings(notebook, manifest, hidden) -> list[Finding]:
-    """Cells of the student's (answers and their own cells) that import what the grading kernel lacks."""
+    """Answer cells that import what the grading kernel lacks (the exercise's reference or peer)."""
     released = {c.get("digest") or _digest(c.get("source", "")) for c in manifest["cells"]}
     locked = {c["nbgrader"]["grade_id"] for c in _graded(manifest) if c["nbgrader"].get("locked")}
     answers: dict[str, list[str]] = {}
-    others: dict[str, list[str]] = {}
     for index, cell in enumerate(notebook.get("cells", [])):
         if cell.get("cell_type") != "code" or _grade_id(cell) in locked or _digest(_source(cell)) in released:
             continue
-        found = answers if _grade_id(cell) else others
+        if not _grade_id(cell):   # a cell of the student's own: the check's run shows what fails there
+            continue
+        found = answers
         for module in sorted(_imported(_source(cell)) & set(hidden)):
             found.setdefault(module, []).append(_grade_id(cell) or f"cell {index + 1}")
     findings = []
@@ -463,9 +492,4 @@ def import_findings(notebook, manifest, hidden) -> list[Finding]:
                       "grader hides them: those answer cells fail at grading time, and their tests with them.",
             "Write it yourself with the libraries the exercise allows (it says which at the top).",
             tuple(answers), status=f"answers import hidden modules: {', '.join(answers)}"))
-    if others:
-        findings.append(Finding(
-            "import", f"Cells of your own import what the grader's Python does not have ({where(others)}): they fail "
-                      "at grading time, which costs nothing unless your answers use what they define.",
-            problem=False, status=f"own cells import hidden modules: {', '.join(others)}"))
     return findings
