@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["CHECK_CELL_ID", "ALWAYS_HIDDEN", "Finding", "release_manifest", "load_manifests", "manifest_for",
-           "restore_metadata", "as_graded", "structure_findings", "import_findings", "assignment_findings",
-           "hidden_modules", "which_assignment", "release_of"]
+           "restore_metadata", "deduplicate", "as_graded", "structure_findings", "import_findings",
+           "assignment_findings", "hidden_modules", "which_assignment", "release_of"]
 
 #: grade_id of the last cell of every exercise, the one that calls :func:`segedu.check_submission`; the
 #: grader blanks it (segedu/instructor/verdict.py), and the student check leaves it out of its own run.
@@ -198,7 +198,8 @@ def restore_metadata(notebook, manifest) -> int:
 def _as_cell(entry: dict, cell_type: str | None = None) -> dict:
     cell_type = cell_type or entry["cell_type"]
     cell = {"cell_type": cell_type, "metadata": {"nbgrader": {**entry["nbgrader"], "schema_version": 3}},
-            "source": entry["source"], "id": "graded-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry["nbgrader"]["grade_id"])[:50]}
+            "source": entry["source"],
+            "id": "graded-" + re.sub(r"[^A-Za-z0-9_-]", "-", entry["nbgrader"]["grade_id"])[:50]}
     if cell_type == "code":
         cell.update(outputs=[], execution_count=None)
     return cell
@@ -279,6 +280,13 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _cells(grade_ids) -> str:
+    """>>> _cells(["a"]), _cells(["a", "b"])
+    ('cell a', 'cells a, b')
+    """
+    return f"cell{'' if len(grade_ids) == 1 else 's'} {_names(grade_ids)}"
+
+
 def _names(grade_ids) -> str:
     return ", ".join(grade_ids)
 
@@ -307,21 +315,21 @@ def structure_findings(notebook, manifest) -> list[Finding]:
             deleted[kind].append(grade_id)
     if deleted["test"]:
         findings.append(Finding(
-            "deleted", f"Test cell{'' if len(deleted['test']) == 1 else 's'} deleted: {_names(deleted['test'])}. The grader "
+            "deleted", f"Test {_cells(deleted['test'])} deleted. The grader "
             "puts the original back, runs it (see its result below) and flags your submission for the instructor.",
             "Copy the cell back from a fresh copy of the exercise.", tuple(deleted["test"]),
             sum(_points(released[g]) for g in deleted["test"]),
             status=f"test cells deleted (restored and graded): {_names(deleted['test'])}"))
     if deleted["report"]:
         findings.append(Finding(
-            "deleted", f"Report cell{'' if len(deleted['report']) == 1 else 's'} deleted: {_names(deleted['report'])}. The "
+            "deleted", f"Report {_cells(deleted['report'])} deleted. The "
             "grader puts them back EMPTY: text you wrote elsewhere is not graded.",
             "Put your text back into those cells (copy them from a fresh copy of the exercise).",
             tuple(deleted["report"]), sum(_points(released[g]) for g in deleted["report"]),
             status=f"report cells deleted (restored empty): {_names(deleted['report'])}"))
     if deleted["answer"]:
         findings.append(Finding(
-            "deleted", f"Answer cell{'' if len(deleted['answer']) == 1 else 's'} deleted: {_names(deleted['answer'])}. The "
+            "deleted", f"Answer {_cells(deleted['answer'])} deleted. The "
             "grader does not put them back (if you wrote the answer in another cell, the results below say whether "
             "it is found).",
             "Write your answer in the answer cell of a fresh copy of the exercise, under its heading.",
@@ -349,7 +357,8 @@ def structure_findings(notebook, manifest) -> list[Finding]:
     if edited:
         findings.append(Finding(
             "edited", f"Locked cells changed: {_names(edited)}. The grader runs them as released, not as you "
-            "changed them (see their results below), and flags your submission.", "Undo your changes to those cells (copy them from a fresh copy of the exercise).",
+            "changed them (see their results below), and flags your submission.",
+            "Undo your changes to those cells (copy them from a fresh copy of the exercise).",
             tuple(edited), status=f"test cells edited (restored and graded): {_names(edited)}"))
 
     # a new cell in place of a deleted graded cell (typed again, or pasted from elsewhere)
@@ -375,7 +384,8 @@ def structure_findings(notebook, manifest) -> list[Finding]:
     if extra:
         findings.append(Finding(
             "extra", f"{_plural(len(extra), 'code cell')} not in the exercise as released (your own, or changed "
-            "setup cells): they run at grading time like every other cell, which costs nothing if they work.", "Make sure they do not fail or take long.", problem=False,
+            "setup cells): they run at grading time like every other cell, which costs nothing if they work.",
+            "Make sure they do not fail or take long.", problem=False,
             status=_plural(len(extra), "extra code cell")))
     if restored:
         findings.append(Finding(
