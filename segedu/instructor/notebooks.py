@@ -37,9 +37,14 @@ def unit_of(path_or_id) -> str:
 
 
 def notebook_environment(threads: int = 1) -> dict:
-    """Environment for kernels we start: headless, offline, one thread per process."""
+    """Environment for kernels we start: headless, offline, one thread per process.
+
+    Figures go into the notebook (the inline backend), as for a student, even where the calling process
+    draws off screen (the test suite sets ``MPLBACKEND=Agg`` for itself): the course website publishes
+    the figures of the lectures that the tests and ``make course`` run.
+    """
     env = dict(os.environ)
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env["FIFTYONE_DO_NOT_TRACK"] = "true"
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(name, str(threads))

@@ -215,8 +215,15 @@ def _run(graded, workdir: Path, timeout: int, hidden=(), memory_mb: int = 4096, 
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
             cell.source = f"{TEST_CELL_MARK}\n{cell.source}"
     kernel = graded.metadata.get("kernelspec", {}).get("name") or "python3"
+    options = {}
+    if os.name == "posix":   # Unix sockets: no TCP port to race for with other kernels starting at once
+        from traitlets.config import Config
+
+        options["config"] = config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(workdir / "kernel")
     client = nbclient.NotebookClient(
-        graded, timeout=timeout, kernel_name=kernel, allow_errors=True, interrupt_on_timeout=True,
+        graded, timeout=timeout, kernel_name=kernel, allow_errors=True, interrupt_on_timeout=True, **options,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {timeout} s",
                           "traceback": []},
         extra_arguments=[f"--IPKernelApp.exec_lines=from segedu.submission._hide import install; "
