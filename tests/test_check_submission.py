@@ -221,6 +221,22 @@ def test_jupyter_names_the_notebook_it_runs(tmp_path, monkeypatch, capsys):
     assert "Ready to submit." in capsys.readouterr().out
 
 
+def test_cells_run_but_not_saved_are_advice(tmp_path, monkeypatch, capsys):
+    """JupyterLab's kernel knows what ran; the check reads the saved file, and says when they differ."""
+    import segedu.submission as submission
+
+    solved = _solved()
+    path = _write(tmp_path, solved)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    answer = next(c.source for c in solved.cells if _gid(c) == "threshold")
+    monkeypatch.setattr(submission, "_recent_inputs", lambda count=6: [answer, "x = 1 + 1"])
+    report = check_submission(assignment=A, run_tests=False)
+    [unsaved] = [f for f in report.advice if f.kind == "unsaved"]
+    assert unsaved.message.startswith("1 of the cells you ran last is not in the saved file") and report.ready
+    monkeypatch.setattr(submission, "_recent_inputs", lambda count=6: [answer])
+    assert not [f for f in check_submission(assignment=A, run_tests=False).advice if f.kind == "unsaved"]
+
+
 def test_inside_its_own_run_it_does_nothing(monkeypatch):
     from segedu.submission import CHECKING_ENV
 

@@ -128,6 +128,27 @@ def _running_notebook() -> Path | None:
     return None
 
 
+def _recent_inputs(count: int = 6) -> list[str]:
+    """The code of the last cells this kernel ran before the current one (IPython's ``In``)."""
+    try:
+        inputs = get_ipython().user_ns.get("In", [])  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return []
+    return [text for text in inputs[-count - 1:-1] if isinstance(text, str) and text.strip()]
+
+
+def _unsaved_advice(notebook) -> list[Finding]:
+    """Cells just run in this kernel whose code is not in the saved file: the check read the saved file."""
+    saved = {re.sub(r"\s+", "", c.source) for c in notebook.cells if c.cell_type == "code"}
+    missing = [text for text in _recent_inputs() if re.sub(r"\s+", "", text) not in saved
+               and not text.lstrip().startswith(("%", "!", "get_ipython("))]
+    if not missing:
+        return []
+    return [Finding("unsaved", f"{len(missing)} of the cells you ran last {'is' if len(missing) == 1 else 'are'} not "
+                               "in the saved file, which is what this check read (and what you upload).",
+                    "Save the notebook (Ctrl+S), then run this cell again.", problem=False)]
+
+
 def _load(path):
     import nbformat
 
@@ -359,7 +380,7 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
         return None
     start = time.perf_counter()
     manifests = load_manifests()
-    name, location = None, None
+    name, location, unsaved = None, None, []
     if path is not None:
         notebook, location = _load(path), Path(path).expanduser()
         name = location.name
@@ -376,6 +397,7 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
                   f"its path: check_submission('{example}').")
             return None
         notebook, name = _load(location), location.name
+        unsaved = _unsaved_advice(notebook)
     target = assignment or which_assignment(notebook, manifests)
     if target is None:
         raise ValueError("This notebook holds no cell of any exercise of this segedu. Pass assignment='NN_slug' "
@@ -390,7 +412,7 @@ def check_submission(path=None, assignment: str | None = None, *, run_tests: boo
         imports = [] if run_tests else _import_findings(notebook, manifest, target)
         for finding in structure_findings(notebook, manifest) + imports:
             (report.problems if finding.problem else report.advice).append(finding)
-        report.advice += _history_advice(notebook)
+        report.advice += unsaved + _history_advice(notebook)
         if location is not None and target not in location.stem:
             report.advice.append(Finding("renamed", f"The file is named {location.name}; the grader finds it "
                                                     f"anyway.", problem=False))
