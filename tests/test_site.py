@@ -236,7 +236,7 @@ def test_save_is_atomic_and_records_the_fingerprint(course, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [f"{unit.name}.ipynb"]   # no temporary file left
     assert target.stat().st_mode & 0o644 == 0o644
     saved = nbformat.read(target, as_version=4)
-    assert saved.metadata["segedu"]["source_sha256"] == site.source_sha256(course / unit.lecture)
+    assert saved.metadata["segedu"]["fingerprint"] == site.lecture_fingerprint(course / unit.lecture)
     assert saved.metadata["segedu"]["seconds"] == 2.5
 
 

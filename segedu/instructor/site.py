@@ -9,9 +9,10 @@ HTML by hand, and the home page is itself a Markdown notebook converted the same
 
 Where the executed lectures come from. ``make course`` (and the test suite's notebooks stage)
 already run every lecture; :func:`segedu.instructor.course.run_lectures` saves each executed
-notebook to ``build/executed/lectures/NN_slug.ipynb`` with the SHA-256 of the source lecture in
-``metadata.segedu.source_sha256`` (:func:`save_executed`). ``make site`` uses an executed lecture
-only while that fingerprint matches the lecture on disk; it runs the missing or stale ones itself
+notebook to ``build/executed/lectures/NN_slug.ipynb`` with a fingerprint of what it ran, the lecture
+and segedu's code and package data, in ``metadata.segedu.fingerprint`` (:func:`save_executed`,
+:func:`lecture_fingerprint`). ``make site`` uses an executed lecture only while that fingerprint
+matches the lecture and the package on disk; it runs the missing or stale ones itself
 through the same ``run_lectures`` and says so (``--no-run`` makes them an error instead).
 
 Offline, and publishable as it is. The site loads nothing from the network: MathJax 2.7 comes from
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import html
 import logging
@@ -76,9 +78,24 @@ class SiteError(Exception):
 
 # ----------------------------------------------------------------------------- executed lectures
 
-def source_sha256(path: Path) -> str:
-    """The fingerprint of a lecture as committed: the SHA-256 of its file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def lecture_fingerprint(path: Path) -> str:
+    """What a lecture's outputs depend on: the SHA-256 of its file and of segedu's code and package data
+    (a changed reference implementation or checkpoint changes the figures too)."""
+    return hashlib.sha256(Path(path).read_bytes() + _segedu_fingerprint().encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _segedu_fingerprint() -> str:
+    """segedu's Python files, checkpoints and data files (not the release manifest, which `make release`
+    rewrites after `make course` has run the lectures, and which no lecture reads)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        relative = path.relative_to(package).as_posix()
+        if path.is_file() and "__pycache__" not in relative and relative != "submission/releases.json" \
+                and (path.suffix == ".py" or relative.startswith(("models/checkpoints/", "data/"))):
+            digest.update(relative.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def save_executed(notebook, source: Path, folder: Path, seconds: float | None = None) -> Path:
@@ -92,7 +109,7 @@ def save_executed(notebook, source: Path, folder: Path, seconds: float | None = 
     source, folder = Path(source), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     notebook = copy.deepcopy(notebook)
-    notebook.metadata["segedu"] = {"source": source.name, "source_sha256": source_sha256(source)}
+    notebook.metadata["segedu"] = {"source": source.name, "fingerprint": lecture_fingerprint(source)}
     if seconds is not None:
         notebook.metadata["segedu"]["seconds"] = round(seconds, 1)
     target = folder / source.name
@@ -116,14 +133,14 @@ def executed_fingerprint(path: Path) -> str | None:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data.get("metadata", {}).get("segedu", {}).get("source_sha256")
+    return data.get("metadata", {}).get("segedu", {}).get("fingerprint")
 
 
 def stale_lectures(root: Path, executed: Path, units=UNITS) -> list[Path]:
     """The lectures (source paths) whose executed copy in ``executed`` is missing or older than them."""
     root, executed = Path(root), Path(executed)
     return [root / unit.lecture for unit in units
-            if executed_fingerprint(executed / f"{unit.name}.ipynb") != source_sha256(root / unit.lecture)]
+            if executed_fingerprint(executed / f"{unit.name}.ipynb") != lecture_fingerprint(root / unit.lecture)]
 
 
 # ----------------------------------------------------------------------------- pages
