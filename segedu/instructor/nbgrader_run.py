@@ -8,7 +8,6 @@ and autograded notebooks live there.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,29 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _course
+# the release stamp (``{"segedu": {"release": "v0.1.0"}}``) is read by the submission rules, which the
+# student's check_submission() shares
+from ..submission.rules import STAMP_KEY, release_of  # noqa: F401  (release_of is re-exported)
 from .notebooks import notebook_environment
-
-#: notebook metadata key of the release stamp: ``{"segedu": {"release": "v0.1.0"}}``
-STAMP_KEY = "segedu"
 
 
 class NbgraderError(RuntimeError):
     pass
-
-
-def release_of(notebook) -> str:
-    """The segedu release a notebook was generated from (its metadata stamp), or ``"unknown"``.
-
-    >>> release_of({"metadata": {"segedu": {"release": "v0.1.0"}}}), release_of({"metadata": {}})
-    ('v0.1.0', 'unknown')
-    """
-    metadata = notebook.get("metadata")
-    stamp = metadata.get(STAMP_KEY) if isinstance(metadata, dict) else None
-    release = stamp.get("release") if isinstance(stamp, dict) else None
-    if not isinstance(release, str) or not release.strip():
-        return "unknown"
-    # a submission's metadata is the student's: keep a tag's characters only, and not too many
-    return re.sub(r"[^A-Za-z0-9._+-]", "?", release.strip())[:40]
 
 
 def stamp_release(path: Path, release: str | None = None) -> None:
